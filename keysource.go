@@ -1,0 +1,352 @@
+package asymjwt
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Key is a private key that signs tokens. The key itself may live in this
+// process ([KeyFromFile], [ParseKey], [KeyFromSigner]) or elsewhere (an
+// ssh-agent, a KMS). Implementations must be safe for concurrent use.
+type Key interface {
+	// Public returns the public half of the key: *rsa.PublicKey,
+	// *ecdsa.PublicKey or ed25519.PublicKey.
+	Public() crypto.PublicKey
+
+	// SignJWS signs a JWS signing input (RFC 7515 §5.1) with alg and returns
+	// the signature in the form RFC 7518 §3 gives it: for ECDSA the
+	// fixed-width r||s, not ASN.1. It should give up when ctx is done.
+	SignJWS(ctx context.Context, alg Algorithm, signingInput []byte) ([]byte, error)
+}
+
+// KeyOption configures how [KeyFromFile] and [ParseKey] read a key.
+type KeyOption func(*keyOptions)
+
+type keyOptions struct {
+	passphrase func() ([]byte, error)
+}
+
+// WithPassphrase gives the passphrase of an encrypted key. It is used only if
+// the key is encrypted; the slice is not retained.
+func WithPassphrase(passphrase []byte) KeyOption {
+	return func(o *keyOptions) {
+		o.passphrase = func() ([]byte, error) { return passphrase, nil }
+	}
+}
+
+// WithPassphraseFunc gives a function that returns the passphrase of an
+// encrypted key, for example by prompting on a terminal. It is called at most
+// once, and only if the key is encrypted. An error it returns is passed on
+// wrapped; an empty passphrase counts as none.
+func WithPassphraseFunc(f func() ([]byte, error)) KeyOption {
+	return func(o *keyOptions) { o.passphrase = f }
+}
+
+// KeyFromFile reads a private key from a file. A leading "~/" in path stands
+// for the user's home directory. The formats are those of [ParseKey]. Errors
+// are [*KeyError] values naming the path and wrapping the cause; they never
+// contain key bytes or the passphrase.
+func KeyFromFile(path string, opts ...KeyOption) (Key, error) {
+	expanded, err := expandHome(path)
+	if err != nil {
+		return nil, &KeyError{Path: path, Err: err}
+	}
+	fi, err := os.Stat(expanded)
+	if err != nil {
+		return nil, &KeyError{Path: path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &KeyError{Path: path, Err: ErrNotKeyFile}
+	}
+	data, err := os.ReadFile(expanded)
+	if err != nil {
+		return nil, &KeyError{Path: path, Err: err}
+	}
+	defer clear(data)
+	k, err := parseKey(data, path, opts)
+	if err != nil {
+		return nil, &KeyError{Path: path, Err: err}
+	}
+	return k, nil
+}
+
+// ParseKey reads a PEM-encoded private key:
+//
+//   - "RSA PRIVATE KEY" (PKCS#1), "EC PRIVATE KEY" (SEC1) and "PRIVATE KEY"
+//     (PKCS#8 holding RSA, ECDSA or Ed25519), as openssl writes them;
+//   - "OPENSSH PRIVATE KEY", as ssh-keygen writes it, plain or encrypted
+//     (bcrypt KDF);
+//   - "ENCRYPTED PRIVATE KEY" (PKCS#8 PBES2 with PBKDF2 or scrypt and AES-CBC);
+//   - legacy encrypted PEM with "Proc-Type: 4,ENCRYPTED" and "DEK-Info".
+//
+// Encrypted keys need [WithPassphrase] or [WithPassphraseFunc]; without one
+// the error is a [*PassphraseMissingError], with a wrong one it wraps
+// [ErrIncorrectPassphrase]. RSA keys under 2048 bits ([ErrWeakKey]) and other
+// key types or curves ([ErrUnsupportedKey]) are refused.
+func ParseKey(data []byte, opts ...KeyOption) (Key, error) {
+	k, err := parseKey(data, "", opts)
+	if err != nil {
+		return nil, &KeyError{Err: err}
+	}
+	return k, nil
+}
+
+func parseKey(data []byte, path string, opts []KeyOption) (Key, error) {
+	var o keyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, ErrEmptyKey
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: no PEM block found", ErrKeyFormat)
+	}
+	var (
+		raw any
+		err error
+	)
+	switch block.Type {
+	case "ENCRYPTED PRIVATE KEY":
+		raw, err = withPassphrase(o, path, func(p []byte) (any, error) {
+			der, err := decryptPKCS8(block.Bytes, p)
+			if err != nil {
+				return nil, err
+			}
+			defer clear(der)
+			return wrongPassphraseIfGarbage(parsePKCS8(der))
+		})
+	case "PRIVATE KEY":
+		raw, err = parsePKCS8(block.Bytes)
+	case "RSA PRIVATE KEY", "EC PRIVATE KEY":
+		if !x509.IsEncryptedPEMBlock(block) {
+			raw, err = parseTraditional(block.Type, block.Bytes)
+			break
+		}
+		raw, err = withPassphrase(o, path, func(p []byte) (any, error) {
+			//lint:ignore SA1019 legacy encrypted PEM is insecure but is what the original library's keys use; we only read it.
+			der, err := x509.DecryptPEMBlock(block, p) //nolint:staticcheck
+			if err != nil {
+				return nil, ErrIncorrectPassphrase
+			}
+			defer clear(der)
+			return wrongPassphraseIfGarbage(parseTraditional(block.Type, der))
+		})
+	case "OPENSSH PRIVATE KEY":
+		raw, err = ssh.ParseRawPrivateKey(data)
+		var missing *ssh.PassphraseMissingError
+		switch {
+		case errors.As(err, &missing):
+			raw, err = withPassphrase(o, path, func(p []byte) (any, error) {
+				raw, err := ssh.ParseRawPrivateKeyWithPassphrase(data, p)
+				if errors.Is(err, x509.IncorrectPasswordError) {
+					return nil, ErrIncorrectPassphrase
+				}
+				return raw, opensshError(err)
+			})
+		case err != nil:
+			err = opensshError(err)
+		}
+	case "DSA PRIVATE KEY":
+		return nil, fmt.Errorf("%w: DSA", ErrUnsupportedKey)
+	default:
+		return nil, fmt.Errorf("%w: PEM block %q is not a private key", ErrKeyFormat, block.Type)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newInProcessKey(raw)
+}
+
+// withPassphrase obtains the passphrase and runs decrypt with it.
+func withPassphrase(o keyOptions, path string, decrypt func([]byte) (any, error)) (any, error) {
+	if o.passphrase == nil {
+		return nil, &PassphraseMissingError{Path: path}
+	}
+	p, err := o.passphrase()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errPassphraseFunc, err)
+	}
+	if len(p) == 0 {
+		return nil, &PassphraseMissingError{Path: path}
+	}
+	return decrypt(p)
+}
+
+var errPassphraseFunc = errors.New("asymjwt: reading passphrase")
+
+// opensshError classifies an x/crypto/ssh parse error, which carries no key
+// bytes but has no sentinel of its own for unsupported key types.
+func opensshError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if strings.Contains(err.Error(), "unhandled key type") {
+		return fmt.Errorf("%w: OpenSSH private key", ErrUnsupportedKey)
+	}
+	return fmt.Errorf("%w: OpenSSH private key", ErrKeyFormat)
+}
+
+// wrongPassphraseIfGarbage turns a format error after decryption into
+// ErrIncorrectPassphrase: a wrong passphrase that happens to leave valid
+// padding yields bytes that do not parse.
+func wrongPassphraseIfGarbage(raw any, err error) (any, error) {
+	if errors.Is(err, ErrKeyFormat) {
+		return nil, ErrIncorrectPassphrase
+	}
+	return raw, err
+}
+
+// parseTraditional parses the DER of a PKCS#1 RSA or SEC1 EC key.
+func parseTraditional(blockType string, der []byte) (any, error) {
+	if blockType == "RSA PRIVATE KEY" {
+		k, err := x509.ParsePKCS1PrivateKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: PKCS#1", ErrKeyFormat)
+		}
+		return k, nil
+	}
+	k, err := x509.ParseECPrivateKey(der)
+	if err == nil {
+		return k, nil
+	}
+	var ec struct {
+		Version       int
+		PrivateKey    []byte
+		NamedCurveOID asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+	}
+	if _, perr := asn1.Unmarshal(der, &ec); perr == nil && len(ec.NamedCurveOID) > 0 && !knownCurve(ec.NamedCurveOID) {
+		return nil, fmt.Errorf("%w: ECDSA curve %s", ErrUnsupportedKey, ec.NamedCurveOID)
+	}
+	return nil, fmt.Errorf("%w: SEC1", ErrKeyFormat)
+}
+
+// parsePKCS8 parses an unencrypted PKCS#8 key, telling unsupported key types
+// and curves apart from garbage.
+func parsePKCS8(der []byte) (any, error) {
+	raw, err := x509.ParsePKCS8PrivateKey(der)
+	if err == nil {
+		return raw, nil
+	}
+	var info struct {
+		Version   int
+		Algorithm struct {
+			Algorithm  asn1.ObjectIdentifier
+			Parameters asn1.RawValue `asn1:"optional"`
+		}
+		PrivateKey []byte
+	}
+	if _, perr := asn1.Unmarshal(der, &info); perr != nil {
+		return nil, fmt.Errorf("%w: PKCS#8", ErrKeyFormat)
+	}
+	switch {
+	case info.Algorithm.Algorithm.Equal(oidPublicKeyECDSA):
+		var curve asn1.ObjectIdentifier
+		if _, perr := asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &curve); perr == nil && !knownCurve(curve) {
+			return nil, fmt.Errorf("%w: ECDSA curve %s", ErrUnsupportedKey, curve)
+		}
+		return nil, fmt.Errorf("%w: PKCS#8 ECDSA", ErrKeyFormat)
+	case info.Algorithm.Algorithm.Equal(oidPublicKeyRSA), info.Algorithm.Algorithm.Equal(oidPublicKeyEd25519):
+		return nil, fmt.Errorf("%w: PKCS#8", ErrKeyFormat)
+	default:
+		return nil, fmt.Errorf("%w: PKCS#8 algorithm %s", ErrUnsupportedKey, info.Algorithm.Algorithm)
+	}
+}
+
+var (
+	oidPublicKeyRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidPublicKeyECDSA   = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidPublicKeyEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
+	oidCurveP256        = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
+	oidCurveP384        = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
+	oidCurveP521        = asn1.ObjectIdentifier{1, 3, 132, 0, 35}
+)
+
+func knownCurve(oid asn1.ObjectIdentifier) bool {
+	return oid.Equal(oidCurveP256) || oid.Equal(oidCurveP384) || oid.Equal(oidCurveP521)
+}
+
+// newInProcessKey wraps a parsed private key after checking its type and size.
+func newInProcessKey(raw any) (Key, error) {
+	switch k := raw.(type) {
+	case *ed25519.PrivateKey: // x/crypto/ssh returns a pointer for OpenSSH keys
+		raw = *k
+	case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, raw)
+	}
+	return KeyFromSigner(raw.(crypto.Signer))
+}
+
+// KeyFromSigner makes a Key of a crypto.Signer: an in-memory
+// *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey, or a signer
+// backed by a KMS, an HSM or PKCS#11. The signer must follow the
+// crypto.Signer contract: ECDSA signatures in ASN.1 DER (they are converted
+// to r||s here), RSA PSS when given *rsa.PSSOptions. crypto.Signer takes no
+// context, so a remote signer should apply its own timeout; implement [Key]
+// directly to honour the request's context.
+func KeyFromSigner(s crypto.Signer) (Key, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: nil signer", ErrUnsupportedKey)
+	}
+	pub := s.Public()
+	if err := checkPublicKey(pub); err != nil {
+		return nil, err
+	}
+	return &signerKey{signer: s, pub: pub}, nil
+}
+
+// signerKey is a Key backed by a crypto.Signer.
+type signerKey struct {
+	signer crypto.Signer
+	pub    crypto.PublicKey
+}
+
+func (k *signerKey) Public() crypto.PublicKey { return k.pub }
+
+func (k *signerKey) SignJWS(ctx context.Context, alg Algorithm, signingInput []byte) ([]byte, error) {
+	if !fitsKey(alg, k.pub) {
+		return nil, fmt.Errorf("%w: %s", ErrUnsupportedAlgorithm, alg)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var buf [64]byte
+	sig, err := k.signer.Sign(rand.Reader, digest(alg, signingInput, &buf), alg.signerOpts())
+	if err != nil {
+		return nil, fmt.Errorf("asymjwt: signing with %s: %w", alg, err)
+	}
+	if size := ecdsaSize(alg); size > 0 {
+		return derToJWS(sig, size)
+	}
+	return sig, nil
+}
+
+// expandHome replaces a leading "~/" with the user's home directory, as the
+// original library does.
+func expandHome(path string) (string, error) {
+	if path != "~" && !strings.HasPrefix(path, "~/") {
+		return path, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("asymjwt: expanding ~: %w", err)
+	}
+	return filepath.Join(home, path[1:]), nil
+}

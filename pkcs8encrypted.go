@@ -1,0 +1,201 @@
+package asymjwt
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/pbkdf2"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/asn1"
+	"fmt"
+	"hash"
+
+	"golang.org/x/crypto/scrypt"
+)
+
+// Encrypted PKCS#8 (RFC 5958 EncryptedPrivateKeyInfo) with PBES2 (RFC 8018):
+// PBKDF2 (HMAC-SHA1/224/256/384/512) or scrypt (RFC 7914) and AES-CBC. This
+// is what `openssl genpkey -aes256`, `openssl pkcs8 -topk8 [-scrypt]` and
+// Python's cryptography write. The KDF cost is capped so a hostile file cannot
+// make loading take minutes or gigabytes.
+
+var (
+	oidPBES2      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+	oidPBKDF2     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	oidScrypt     = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11591, 4, 11}
+	oidHMACSHA1   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
+	oidHMACSHA224 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 8}
+	oidHMACSHA256 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	oidHMACSHA384 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
+	oidHMACSHA512 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
+	oidAES128CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES192CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
+	oidAES256CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+)
+
+const (
+	maxPBKDF2Iterations = 10_000_000
+	maxScryptMemory     = 256 << 20 // bytes: 128 * N * r
+	maxScryptP          = 16
+)
+
+type algorithmIdentifier struct {
+	Algorithm  asn1.ObjectIdentifier
+	Parameters asn1.RawValue `asn1:"optional"`
+}
+
+type encryptedPrivateKeyInfo struct {
+	Algorithm     algorithmIdentifier
+	EncryptedData []byte
+}
+
+type pbes2Params struct {
+	KeyDerivationFunc algorithmIdentifier
+	EncryptionScheme  algorithmIdentifier
+}
+
+type pbkdf2Params struct {
+	Salt           []byte
+	IterationCount int
+	KeyLength      int                 `asn1:"optional"`
+	PRF            algorithmIdentifier `asn1:"optional"`
+}
+
+type scryptParams struct {
+	Salt                     []byte
+	CostParameter            int
+	BlockSize                int
+	ParallelizationParameter int
+	KeyLength                int `asn1:"optional"`
+}
+
+// decryptPKCS8 decrypts the DER of an "ENCRYPTED PRIVATE KEY" block and
+// returns the DER of the PKCS#8 PrivateKeyInfo inside. A padding failure is
+// reported as ErrIncorrectPassphrase.
+func decryptPKCS8(der, passphrase []byte) ([]byte, error) {
+	var info encryptedPrivateKeyInfo
+	if err := unmarshalExact(der, &info); err != nil {
+		return nil, fmt.Errorf("%w: encrypted PKCS#8", ErrKeyFormat)
+	}
+	if !info.Algorithm.Algorithm.Equal(oidPBES2) {
+		return nil, fmt.Errorf("%w: encrypted PKCS#8 scheme %s (only PBES2)", ErrUnsupportedKey, info.Algorithm.Algorithm)
+	}
+	var params pbes2Params
+	if err := unmarshalExact(info.Algorithm.Parameters.FullBytes, &params); err != nil {
+		return nil, fmt.Errorf("%w: PBES2 parameters", ErrKeyFormat)
+	}
+
+	var keyLen int
+	switch enc := params.EncryptionScheme.Algorithm; {
+	case enc.Equal(oidAES128CBC):
+		keyLen = 16
+	case enc.Equal(oidAES192CBC):
+		keyLen = 24
+	case enc.Equal(oidAES256CBC):
+		keyLen = 32
+	default:
+		return nil, fmt.Errorf("%w: PBES2 cipher %s (only AES-CBC)", ErrUnsupportedKey, enc)
+	}
+	var iv []byte
+	if err := unmarshalExact(params.EncryptionScheme.Parameters.FullBytes, &iv); err != nil || len(iv) != aes.BlockSize {
+		return nil, fmt.Errorf("%w: PBES2 IV", ErrKeyFormat)
+	}
+
+	key, err := deriveKey(params.KeyDerivationFunc, passphrase, keyLen)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+
+	ct := info.EncryptedData
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("%w: encrypted PKCS#8 data length", ErrKeyFormat)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFormat, err)
+	}
+	pt := make([]byte, len(ct))
+	cipher.NewCBCDecrypter(block, iv).CryptBlocks(pt, ct)
+	n := int(pt[len(pt)-1])
+	if n == 0 || n > aes.BlockSize {
+		clear(pt)
+		return nil, ErrIncorrectPassphrase
+	}
+	for _, b := range pt[len(pt)-n:] {
+		if int(b) != n {
+			clear(pt)
+			return nil, ErrIncorrectPassphrase
+		}
+	}
+	return pt[:len(pt)-n], nil
+}
+
+func deriveKey(kdf algorithmIdentifier, passphrase []byte, keyLen int) ([]byte, error) {
+	switch {
+	case kdf.Algorithm.Equal(oidPBKDF2):
+		var p pbkdf2Params
+		if err := unmarshalExact(kdf.Parameters.FullBytes, &p); err != nil {
+			return nil, fmt.Errorf("%w: PBKDF2 parameters", ErrKeyFormat)
+		}
+		if p.IterationCount < 1 || p.IterationCount > maxPBKDF2Iterations {
+			return nil, fmt.Errorf("%w: PBKDF2 iteration count %d out of range", ErrUnsupportedKey, p.IterationCount)
+		}
+		if p.KeyLength != 0 && p.KeyLength != keyLen {
+			return nil, fmt.Errorf("%w: PBKDF2 key length %d", ErrKeyFormat, p.KeyLength)
+		}
+		var h func() hash.Hash
+		switch prf := p.PRF.Algorithm; {
+		case len(prf) == 0, prf.Equal(oidHMACSHA1):
+			h = sha1.New
+		case prf.Equal(oidHMACSHA224):
+			h = sha256.New224
+		case prf.Equal(oidHMACSHA256):
+			h = sha256.New
+		case prf.Equal(oidHMACSHA384):
+			h = sha512.New384
+		case prf.Equal(oidHMACSHA512):
+			h = sha512.New
+		default:
+			return nil, fmt.Errorf("%w: PBKDF2 PRF %s", ErrUnsupportedKey, prf)
+		}
+		key, err := pbkdf2.Key(h, string(passphrase), p.Salt, p.IterationCount, keyLen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: PBKDF2: %w", ErrKeyFormat, err)
+		}
+		return key, nil
+	case kdf.Algorithm.Equal(oidScrypt):
+		var p scryptParams
+		if err := unmarshalExact(kdf.Parameters.FullBytes, &p); err != nil {
+			return nil, fmt.Errorf("%w: scrypt parameters", ErrKeyFormat)
+		}
+		if p.CostParameter < 2 || p.BlockSize < 1 || p.BlockSize > maxScryptMemory/128 ||
+			p.ParallelizationParameter < 1 || p.ParallelizationParameter > maxScryptP ||
+			p.CostParameter > maxScryptMemory/128/p.BlockSize {
+			return nil, fmt.Errorf("%w: scrypt parameters out of range", ErrUnsupportedKey)
+		}
+		if p.KeyLength != 0 && p.KeyLength != keyLen {
+			return nil, fmt.Errorf("%w: scrypt key length %d", ErrKeyFormat, p.KeyLength)
+		}
+		key, err := scrypt.Key(passphrase, p.Salt, p.CostParameter, p.BlockSize, p.ParallelizationParameter, keyLen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: scrypt: %w", ErrKeyFormat, err)
+		}
+		return key, nil
+	default:
+		return nil, fmt.Errorf("%w: PBES2 key derivation %s", ErrUnsupportedKey, kdf.Algorithm)
+	}
+}
+
+// unmarshalExact is asn1.Unmarshal that refuses trailing bytes.
+func unmarshalExact(der []byte, v any) error {
+	rest, err := asn1.Unmarshal(der, v)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return asn1.SyntaxError{Msg: "trailing data"}
+	}
+	return nil
+}
