@@ -80,3 +80,55 @@ func (e *PassphraseMissingError) Error() string {
 
 // Is reports whether target is [ErrPassphraseRequired].
 func (e *PassphraseMissingError) Is(target error) bool { return target == ErrPassphraseRequired }
+
+// Errors of the verifier, one per cause. [Verifier.Verify] returns an error
+// that wraps exactly one of them; [ErrorKind] gives the short name sent to
+// clients in "WWW-Authenticate: JWT error=<kind>".
+var (
+	// ErrNoToken means the request has no "Authorization: JWT" header.
+	ErrNoToken = errors.New("asymjwt: no JWT authorization")
+
+	// ErrTokenTooLarge means the header or token exceeds the size limit and
+	// was not parsed.
+	ErrTokenTooLarge = errors.New("asymjwt: token too large")
+
+	// ErrMalformed means the token is not a strict compact JWS with a JSON
+	// object header and claims (bad base64, wrong segment count, duplicate
+	// or case-variant names, ...).
+	ErrMalformed = errors.New("asymjwt: malformed token")
+
+	// ErrBadHeader means the JOSE header asks for something refused: a key
+	// from elsewhere (jku, x5u, jwk, x5c), a "crit" extension, a "typ" other
+	// than JWT.
+	ErrBadHeader = errors.New("asymjwt: refused token header")
+
+	// ErrBadAlgorithm means "alg" is missing, not allowed, or does not fit
+	// the stored key (none, HS256, ES384 on a P-256 key, ...).
+	ErrBadAlgorithm = errors.New("asymjwt: algorithm not allowed for key")
+
+	// ErrBadClaims means a required claim is missing or of the wrong type,
+	// or a claim is out of range.
+	ErrBadClaims = errors.New("asymjwt: invalid claims")
+
+	// ErrUnknownUser means the user has no keys. On the wire it is reported
+	// as "invalid_signature", so clients cannot probe for usernames.
+	ErrUnknownUser = errors.New("asymjwt: unknown user")
+
+	// ErrBadSignature means no key of the user verifies the signature.
+	ErrBadSignature = errors.New("asymjwt: invalid signature")
+
+	// ErrStale means the token's time is outside the accepted window.
+	ErrStale = errors.New("asymjwt: token time outside the accepted window")
+
+	// ErrReplay means the token's nonce was already used.
+	ErrReplay = errors.New("asymjwt: nonce already used")
+
+	// ErrBinding means the htm/htu claims do not match the request, or are
+	// missing where binding is required.
+	ErrBinding = errors.New("asymjwt: token bound to another request")
+
+	// ErrUnavailable means verification could not be completed (the key
+	// store or nonce store failed): the request is refused with 503, never
+	// accepted.
+	ErrUnavailable = errors.New("asymjwt: cannot verify now")
+)
