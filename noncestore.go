@@ -12,9 +12,11 @@ import (
 // of any number of concurrent calls with the same username and nonce, exactly
 // one may return nil.
 type NonceStore interface {
-	// Use records that username used nonce, to be remembered at least until
-	// expires. It returns nil on the first use, an error wrapping ErrReplay on
-	// any later one, and any other error when it cannot tell; the verifier
-	// then refuses the token (fails closed).
-	Use(ctx context.Context, username, nonce string, expires time.Time) error
+	// Use records that username used nonce, to be remembered for at least
+	// ttl from now (by the store's own clock: the verifier's clock may be
+	// injected or skewed, so it hands over a duration, not an instant). It
+	// returns nil on the first use, an error wrapping ErrReplay on any later
+	// one, and any other error when it cannot tell; the verifier then refuses
+	// the token (fails closed).
+	Use(ctx context.Context, username, nonce string, ttl time.Duration) error
 }
