@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -68,8 +69,10 @@ func WithClock(now func() time.Time) SignerOption {
 
 // WithClaims adds claims to every token. They are encoded once, when the
 // Signer is made. The claims the Signer sets itself (username, time, nonce,
-// htm, htu) cannot be overridden. Avoid "aud": the original Python library
-// rejects tokens with an audience it was not told to expect.
+// htm, htu) cannot be overridden, in any letter case, and no two names may
+// differ only in case: verifiers refuse such tokens, because Go's
+// encoding/json matches names without case. Avoid "aud": the original Python
+// library rejects tokens with an audience it was not told to expect.
 func WithClaims(claims map[string]any) SignerOption {
 	return func(c *signerConfig) error {
 		for name := range claims {
@@ -89,9 +92,10 @@ func WithoutBinding() SignerOption {
 }
 
 func isReservedClaim(name string) bool {
-	switch name {
-	case "username", "time", "nonce", "htm", "htu":
-		return true
+	for _, r := range [...]string{"username", "time", "nonce", "htm", "htu"} {
+		if strings.EqualFold(name, r) {
+			return true
+		}
 	}
 	return false
 }
@@ -182,7 +186,12 @@ func encodeExtraClaims(claims map[string]any) ([]byte, error) {
 	}
 	sort.Strings(names)
 	var out []byte
-	for _, name := range names {
+	for i, name := range names {
+		for _, other := range names[:i] {
+			if strings.EqualFold(name, other) {
+				return nil, fmt.Errorf("asymjwt: WithClaims: claims %q and %q differ only in case", other, name)
+			}
+		}
 		v, err := json.Marshal(claims[name])
 		if err != nil {
 			return nil, fmt.Errorf("asymjwt: WithClaims: claim %q: %w", name, err)
@@ -229,6 +238,10 @@ const nonceBytes = 16
 // "htm" and "htu" claims); r is only read. The key is asked to sign with ctx,
 // so a remote key (ssh-agent) gives up when ctx is done.
 func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
+	// A Key need not look at ctx; a cancelled request must not be signed.
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("asymjwt: signing token for %q: %w", s.username, err)
+	}
 	var nonce [nonceBytes]byte
 	rand.Read(nonce[:]) // never fails (crypto/rand, Go 1.24+)
 
