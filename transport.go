@@ -16,7 +16,8 @@ import (
 // token; put retry layers above the Transport, never below it.
 //
 // A redirect hop to another scheme or host than the request the client
-// started with is sent unsigned, unless AllowedHosts names that host.
+// started with is sent unsigned, unless AllowedHosts names that host; a hop
+// from https to http is always sent unsigned.
 //
 // A Transport is safe for concurrent use by multiple goroutines.
 type Transport struct {
@@ -32,6 +33,7 @@ type Transport struct {
 	// that requests are signed for; requests to other hosts are sent
 	// unsigned. When empty, every request is signed except redirect hops
 	// that leave the scheme and host of the request the client started with.
+	// Either way, a redirect hop from https to http is never signed.
 	AllowedHosts []string
 }
 
@@ -39,6 +41,9 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // errNoSigner is returned by a Transport without a Signer.
 var errNoSigner = errors.New("asymjwt: Transport.Signer is nil")
+
+// errNoURL is returned for a request without a URL, as net/http does.
+var errNoURL = errors.New("asymjwt: request has no URL")
 
 // RoundTrip signs a clone of req and sends it through Base.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -49,12 +54,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}()
 
+	// A missing Signer is a mistake whatever the host: never send unsigned
+	// because of it.
+	if t.Signer == nil {
+		return nil, errNoSigner
+	}
+	if req.URL == nil {
+		return nil, errNoURL
+	}
 	if !t.mustSign(req) {
 		closeBody = false
 		return t.base().RoundTrip(req)
-	}
-	if t.Signer == nil {
-		return nil, errNoSigner
 	}
 	token, err := t.Signer.Sign(req.Context(), req)
 	if err != nil {
@@ -76,6 +86,21 @@ func (t *Transport) base() http.RoundTripper {
 // mustSign decides whether req gets a token.
 func (t *Transport) mustSign(req *http.Request) bool {
 	host := requestHost(req)
+	var first *http.Request // the request the client started with, on a redirect hop
+	if req.Response != nil && req.Response.Request != nil {
+		first = req.Response.Request
+		for first.Response != nil && first.Response.Request != nil {
+			first = first.Response.Request
+		}
+		if first.URL == nil {
+			return false
+		}
+		// A token sent in clear text can be taken and used; never sign a
+		// hop that leaves https, allowed host or not.
+		if strings.EqualFold(first.URL.Scheme, "https") && !strings.EqualFold(req.URL.Scheme, "https") {
+			return false
+		}
+	}
 	if len(t.AllowedHosts) > 0 {
 		for _, h := range t.AllowedHosts {
 			if hostMatches(h, host, req.URL.Scheme) {
@@ -84,12 +109,8 @@ func (t *Transport) mustSign(req *http.Request) bool {
 		}
 		return false
 	}
-	if req.Response == nil || req.Response.Request == nil {
+	if first == nil {
 		return true // not a redirect hop
-	}
-	first := req.Response.Request
-	for first.Response != nil && first.Response.Request != nil {
-		first = first.Response.Request
 	}
 	return strings.EqualFold(first.URL.Scheme, req.URL.Scheme) &&
 		// canonicalHost drops default ports, so :443 and no port agree.
