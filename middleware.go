@@ -1,0 +1,96 @@
+package asymjwt
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+)
+
+// Middleware returns a handler that verifies each request and passes it on to
+// next with the caller's [Identity] in its context (see [IdentityFrom]).
+// A refused request gets 401 Unauthorized with a fixed short body and
+// "WWW-Authenticate: JWT error=<kind>" (see [ErrorKind]); if the key or nonce
+// store could not answer, 503 Service Unavailable with Retry-After. Both
+// carry a Date header from the verifier's clock, from which a client can
+// learn its clock skew. The reason goes to the logger and the error hook,
+// never to the client.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := v.Verify(r)
+		if err != nil {
+			v.refuse(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+	})
+}
+
+// refuse answers a request that did not verify.
+func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	kind := ErrorKind(err)
+	status, body := http.StatusUnauthorized, "unauthorized\n"
+	level := slog.LevelInfo
+	if errors.Is(err, ErrUnavailable) {
+		status, body = http.StatusServiceUnavailable, "cannot verify now\n"
+		level = slog.LevelWarn
+		w.Header().Set("Retry-After", "1")
+	}
+	if v.logger != nil {
+		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused",
+			slog.String("kind", kind), slog.String("error", err.Error()),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	}
+	if v.onError != nil {
+		v.onError(r, err)
+	}
+	h := w.Header()
+	h.Set("WWW-Authenticate", `JWT error="`+kind+`"`)
+	h.Set("Date", v.now().UTC().Format(http.TimeFormat))
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// ErrorKind returns the short name of a verification error, as sent in
+// "WWW-Authenticate: JWT error=<kind>": "no_token", "too_large",
+// "malformed", "bad_header", "bad_algorithm", "bad_claims",
+// "invalid_signature" (also for an unknown user, so usernames cannot be
+// probed), "stale", "replay", "binding", "unavailable"; "invalid_token" for
+// any other error.
+func ErrorKind(err error) string {
+	for _, k := range errorKinds {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	return "invalid_token"
+}
+
+var errorKinds = [...]struct {
+	err  error
+	kind string
+}{
+	{ErrUnavailable, "unavailable"},
+	{ErrNoToken, "no_token"},
+	{ErrTokenTooLarge, "too_large"},
+	{ErrMalformed, "malformed"},
+	{ErrBadHeader, "bad_header"},
+	{ErrBadAlgorithm, "bad_algorithm"},
+	{ErrBadClaims, "bad_claims"},
+	{ErrUnknownUser, "invalid_signature"},
+	{ErrBadSignature, "invalid_signature"},
+	{ErrStale, "stale"},
+	{ErrReplay, "replay"},
+	{ErrBinding, "binding"},
+}
+
+type identityKey struct{}
+
+// IdentityFrom returns the identity [Verifier.Middleware] put in a request's
+// context, and whether there is one.
+func IdentityFrom(ctx context.Context) (*Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(*Identity)
+	return id, ok && id != nil
+}
