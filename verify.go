@@ -421,7 +421,8 @@ func (v *Verifier) checkBinding(t *token, method, htu string, strict bool) error
 	if method != "" && (t.hasHTM || strict) && t.htm != method {
 		return fmt.Errorf("%w: method", ErrBinding)
 	}
-	if htu != "" && (t.hasHTU || strict) {
+	if htu != "" && (t.hasHTU || strict) && t.htu != htu {
+		// Only a client that normalises differently needs the slow path.
 		if got, ok := normalizeHTU(t.htu); !ok || got != htu {
 			return fmt.Errorf("%w: URL", ErrBinding)
 		}

@@ -1,0 +1,78 @@
+// Package asymjwt authenticates server-to-server HTTP requests with
+// asymmetric keys and short-lived JSON Web Tokens.
+//
+// A client holds a private key: a key file (encrypted or not), a key that
+// never leaves ssh-agent ([DialAgent]), or a KMS or HSM signer
+// ([KeyFromSigner]). For every request it sends, a [Transport] signs a fresh
+// token that lives for seconds and carries a random nonce, so no token is
+// usable twice and no secret ever crosses the wire. A server holds only
+// public keys, several per user if need be, the way ~/.ssh/authorized_keys
+// does, and a [Verifier] checks each request against them.
+//
+// It is the Go successor of the Python/Django library asymmetric_jwt_auth and
+// interoperates with it in both directions.
+//
+// # Wire format
+//
+// Each request carries
+//
+//	Authorization: JWT <compact JWS>
+//
+// The JOSE header holds "alg", "typ": "JWT" and "kid", the SHA-256
+// fingerprint of the signing key as ssh-keygen prints it ([Fingerprint]).
+// The claims are
+//
+//	username  the caller's name, whose public keys the server looks up
+//	time      Unix seconds when the token was made; accepted within ±20 s
+//	nonce     128 random bits, base64url; accepted once
+//	htm, htu  the request's method and URL without query (RFC 9449 meaning)
+//
+// RSA keys sign RS512 unless told otherwise (the original library accepts
+// only RS512), ECDSA keys ES256, ES384 or ES512 by curve, Ed25519 keys
+// EdDSA. There is no HMAC and no "none".
+//
+// # Client
+//
+//	key, err := asymjwt.KeyFromFile("~/.ssh/id_ed25519")
+//	signer, err := asymjwt.NewSigner("billing", key)
+//	client := asymjwt.NewClient(signer)
+//	resp, err := client.Get("https://api.example.com/v1/invoices")
+//
+// Retry layers go above the Transport, never below, so every attempt gets a
+// token of its own: see [NewRetryClient].
+//
+// # Server
+//
+//	keys, err := asymjwt.NewDirKeyStore("/etc/myapi/keys") // billing.pub, ...
+//	v, err := asymjwt.NewVerifier(keys)
+//	http.Handle("/v1/", v.Middleware(api))
+//
+// and in the handler, [IdentityFrom] tells who called. A refused request gets
+// 401 with "WWW-Authenticate: JWT error=<kind>" ([ErrorKind]); the reason
+// goes to the logger ([WithLogger]), never to the client. A fleet of servers
+// shares its record of used nonces through Redis (package redisnonce).
+//
+// # Security model
+//
+// The verifier parses a token once, strictly, after capping its size; it
+// takes the algorithm from the stored key, never trusting the token to
+// choose; "kid" only selects among the user's own stored keys, and nothing
+// is ever fetched from a header. Nonces are recorded atomically, and only
+// after the signature verified, so a flood of forged tokens cannot fill the
+// store; when a store cannot answer, the request is refused. Claims are
+// signed, not encrypted: use TLS. No error or log line of this package holds
+// a private key, a passphrase, a token or an Authorization header.
+//
+// References:
+//   - [RFC 7519] JSON Web Token
+//   - [RFC 7515] JSON Web Signature
+//   - [RFC 8725] JSON Web Token Best Current Practices
+//   - [RFC 9449] OAuth 2.0 Demonstrating Proof of Possession (htm, htu)
+//   - [PROTOCOL.agent] the ssh-agent protocol
+//
+// [RFC 7519]: https://www.rfc-editor.org/rfc/rfc7519
+// [RFC 7515]: https://www.rfc-editor.org/rfc/rfc7515
+// [RFC 8725]: https://www.rfc-editor.org/rfc/rfc8725
+// [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+// [PROTOCOL.agent]: https://datatracker.ietf.org/doc/html/draft-miller-ssh-agent
+package asymjwt
