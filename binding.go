@@ -22,6 +22,27 @@ func requestHTU(r *http.Request) string {
 	return buildHTU(r.URL.Scheme, host, r.URL.EscapedPath())
 }
 
+// appendRequestHTU appends the htu claim of an outgoing request to dst as a
+// JSON string: the same bytes as appendJSONString(dst, requestHTU(r)), without
+// building the string on the heap first (Sign runs once per request).
+func appendRequestHTU(dst []byte, r *http.Request) []byte {
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	scheme := strings.ToLower(r.URL.Scheme)
+	dst = append(dst, '"')
+	dst = appendJSONChars(dst, scheme)
+	dst = append(dst, "://"...)
+	dst = appendJSONChars(dst, canonicalHost(scheme, host))
+	dst = appendJSONChars(dst, path)
+	return append(dst, '"')
+}
+
 // buildHTU assembles a normalised htu.
 func buildHTU(scheme, host, path string) string {
 	if path == "" {
@@ -34,6 +55,10 @@ func buildHTU(scheme, host, path string) string {
 // canonicalHost lower-cases host and drops the scheme's default port.
 func canonicalHost(scheme, host string) string {
 	host = strings.ToLower(host)
+	// Without a port net.SplitHostPort fails, and its error allocates.
+	if !strings.Contains(host, ":") || (strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]")) {
+		return host
+	}
 	h, port, err := net.SplitHostPort(host)
 	if err != nil {
 		return host

@@ -259,7 +259,7 @@ func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
 		c = append(c, `,"htm":`...)
 		c = appendJSONString(c, method)
 		c = append(c, `,"htu":`...)
-		c = appendJSONString(c, requestHTU(r))
+		c = appendRequestHTU(c, r)
 	}
 	c = append(c, s.extra...)
 	c = append(c, '}')
@@ -280,8 +280,14 @@ func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // as encoding/json does.
 func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
+	dst = appendJSONChars(dst, s)
+	return append(dst, '"')
+}
+
+// appendJSONChars appends s escaped for the inside of a JSON string.
+func appendJSONChars(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
@@ -304,5 +310,5 @@ func appendJSONString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	return append(dst, '"')
+	return dst
 }

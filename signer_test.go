@@ -249,6 +249,7 @@ func TestSignBinding(t *testing.T) {
 		{"plain", "GET", "https://api.example.com/v1/items", "", "GET", "https://api.example.com/v1/items"},
 		{"https default port dropped", "GET", "https://api.example.com:443/v1", "", "GET", "https://api.example.com/v1"},
 		{"http default port dropped", "GET", "http://api.example.com:80/v1", "", "GET", "http://api.example.com/v1"},
+		{"empty port dropped", "GET", "https://api.example.com:/v1", "", "GET", "https://api.example.com/v1"},
 		{"other port kept", "GET", "http://api.example.com:8443/v1", "", "GET", "http://api.example.com:8443/v1"},
 		{"https port 80 kept", "GET", "https://api.example.com:80/v1", "", "GET", "https://api.example.com:80/v1"},
 		{"upper-case host lowered", "GET", "https://API.Example.COM/Path/Kept", "", "GET", "https://api.example.com/Path/Kept"},
@@ -293,6 +294,9 @@ func TestSignBinding(t *testing.T) {
 			}
 			if claims["htu"] != tt.wantHTU {
 				t.Errorf("htu = %#v, want %q", claims["htu"], tt.wantHTU)
+			}
+			if got, want := appendRequestHTU(nil, req), appendJSONString(nil, requestHTU(req)); !bytes.Equal(got, want) {
+				t.Errorf("appendRequestHTU = %s, requestHTU gives %s", got, want)
 			}
 			// The verifier normalises the claim the same way.
 			if n, ok := normalizeHTU(tt.wantHTU); !ok || n != tt.wantHTU {
