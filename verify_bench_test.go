@@ -25,7 +25,9 @@ func benchKeys(b *testing.B) map[string]Key {
 
 // swapNonces lets a benchmark start over with an empty store, outside the
 // timer, when its pool of pre-signed tokens wraps around.
-type swapNonces struct{ p atomic.Pointer[MemoryNonceStore] }
+type swapNonces struct {
+	p atomic.Pointer[MemoryNonceStore]
+}
 
 func (s *swapNonces) Use(ctx context.Context, user, nonce string, ttl time.Duration) error {
 	return s.p.Load().Use(ctx, user, nonce, ttl)

@@ -1,0 +1,142 @@
+package asymjwt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"time"
+
+	"github.com/asymjwt/asymjwt"
+)
+
+// A client and a server together: the client signs every request with its
+// private key; the server knows only the public key.
+func Example() {
+	// Client side: a private key and the name it signs for.
+	key, err := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519")
+	if err != nil {
+		panic(err)
+	}
+	signer, err := asymjwt.NewSigner("billing", key)
+	if err != nil {
+		panic(err)
+	}
+
+	// Server side: the users' public keys, and a verifier in front of the API.
+	keys := asymjwt.NewMemoryKeyStore()
+	pub, _ := os.ReadFile("testdata/keys/openssh_ed25519.pub.ssh")
+	found, _ := asymjwt.ParsePublicKeys(pub)
+	if err := keys.AddPublicKeys("billing", found...); err != nil {
+		panic(err)
+	}
+	verifier, err := asymjwt.NewVerifier(keys)
+	if err != nil {
+		panic(err)
+	}
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := asymjwt.IdentityFrom(r.Context())
+		fmt.Fprintf(w, "hello %s, signed with %s", id.Username, id.Algorithm)
+	})
+	srv := httptest.NewServer(verifier.Middleware(api))
+	defer srv.Close()
+
+	resp, err := asymjwt.NewClient(signer).Get(srv.URL + "/v1/invoices")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.Status, string(body))
+	// Output: 200 OK hello billing, signed with EdDSA
+}
+
+// A token is good once: the same token sent again is refused as a replay.
+func ExampleVerifier_Middleware() {
+	key, _ := asymjwt.KeyFromFile("testdata/keys/sec1_p256.pem")
+	signer, _ := asymjwt.NewSigner("batch", key)
+	keys := asymjwt.NewMemoryKeyStore()
+	_ = keys.Add("batch", key.Public())
+	verifier, _ := asymjwt.NewVerifier(keys)
+	srv := httptest.NewServer(verifier.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL+"/jobs", nil)
+	token, _ := signer.Sign(context.Background(), req)
+	for range 2 {
+		req.Header.Set("Authorization", "JWT "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	// Output:
+	// 200 OK
+	// 401 Unauthorized JWT error="replay"
+}
+
+// Verify's errors say why a token was refused; switch on them with errors.Is.
+func ExampleVerifier_Verify() {
+	key, _ := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519")
+	keys := asymjwt.NewMemoryKeyStore()
+	_ = keys.Add("alice", key.Public())
+	verifier, _ := asymjwt.NewVerifier(keys)
+
+	// A client whose clock is a minute slow.
+	slow, _ := asymjwt.NewSigner("alice", key, asymjwt.WithClock(func() time.Time {
+		return time.Now().Add(-time.Minute)
+	}))
+	req := httptest.NewRequest("GET", "http://api.example.com/v1/items", nil)
+	token, _ := slow.Sign(context.Background(), req)
+	req.Header.Set("Authorization", "JWT "+token)
+
+	_, err := verifier.Verify(req)
+	switch {
+	case errors.Is(err, asymjwt.ErrStale):
+		fmt.Println("stale: check the client's clock")
+	case errors.Is(err, asymjwt.ErrReplay):
+		fmt.Println("replayed")
+	case errors.Is(err, asymjwt.ErrUnavailable):
+		fmt.Println("try again later")
+	case err != nil:
+		fmt.Println("refused:", asymjwt.ErrorKind(err))
+	}
+	// Output: stale: check the client's clock
+}
+
+// An encrypted key needs its passphrase; without one the error says so, and
+// names the file but never holds key bytes.
+func ExampleKeyFromFile_passphrase() {
+	_, err := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519_enc")
+	var missing *asymjwt.PassphraseMissingError
+	if errors.As(err, &missing) {
+		fmt.Println("passphrase needed for", missing.Path)
+	}
+
+	_, err = asymjwt.KeyFromFile("testdata/keys/openssh_ed25519_enc", asymjwt.WithPassphrase([]byte("wrong")))
+	fmt.Println(errors.Is(err, asymjwt.ErrIncorrectPassphrase))
+
+	key, err := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519_enc",
+		asymjwt.WithPassphrase([]byte("asymjwt-test-passphrase")))
+	fmt.Println(key != nil, err)
+	// Output:
+	// passphrase needed for testdata/keys/openssh_ed25519_enc
+	// true
+	// true <nil>
+}
+
+// The kid of a token is the key's fingerprint as ssh-keygen -l prints it.
+func ExampleNewSigner() {
+	key, _ := asymjwt.KeyFromFile("testdata/keys/pkcs1_rsa2048.pem")
+	signer, _ := asymjwt.NewSigner("reports", key)
+	fmt.Println(signer.Algorithm())
+	fmt.Println(len(signer.KeyID()) > len("SHA256:"), signer.KeyID()[:7])
+	// Output:
+	// RS512
+	// true SHA256:
+}
