@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/asymjwt/asymjwt"
@@ -73,7 +74,7 @@ func ExampleVerifier_Middleware() {
 			panic(err)
 		}
 		resp.Body.Close()
-		fmt.Println(resp.Status, resp.Header.Get("WWW-Authenticate"))
+		fmt.Println(strings.TrimSpace(resp.Status + " " + resp.Header.Get("WWW-Authenticate")))
 	}
 	// Output:
 	// 200 OK
