@@ -132,3 +132,10 @@ var (
 	// accepted.
 	ErrUnavailable = errors.New("asymjwt: cannot verify now")
 )
+
+// Errors of the key and nonce stores.
+var (
+	// ErrNotKeyDir means the path given to [NewDirKeyStore] is not a
+	// readable directory.
+	ErrNotKeyDir = errors.New("asymjwt: not a readable key directory")
+)

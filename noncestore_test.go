@@ -1,0 +1,284 @@
+package asymjwt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// nonceClock is an injected clock tests move by hand.
+type nonceClock struct{ ns atomic.Int64 }
+
+func newNonceClock() *nonceClock {
+	c := &nonceClock{}
+	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *nonceClock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *nonceClock) advance(d time.Duration)  { c.ns.Add(int64(d)) }
+func nonceN(i int) string                      { return "nonce-" + strconv.Itoa(i) }
+func nonceUse(s NonceStore, u, n string) error { return s.Use(context.Background(), u, n, time.Minute) }
+
+func TestMemoryNonceStore(t *testing.T) {
+	clock := newNonceClock()
+	s := NewMemoryNonceStore(WithNonceClock(clock.now))
+	const ttl = 40 * time.Second
+	use := func(u, n string) error { return s.Use(context.Background(), u, n, ttl) }
+
+	steps := []struct {
+		name    string
+		advance time.Duration
+		user    string
+		nonce   string
+		want    error
+	}{
+		{"first use", 0, "alice", "n1", nil},
+		{"reuse", 0, "alice", "n1", ErrReplay},
+		{"reuse later within ttl", ttl - time.Nanosecond, "alice", "n1", ErrReplay},
+		{"same nonce, other user", 0, "bob", "n1", nil},
+		{"other nonce", 0, "alice", "n2", nil},
+		// Concatenation must not collide: ("ab","c") vs ("a","bc").
+		{"split a", 0, "ab", "c", nil},
+		{"split b", 0, "a", "bc", nil},
+		{"empty nonce", 0, "alice", "", nil},
+		{"empty nonce again", 0, "alice", "", ErrReplay},
+		{"long nonce", 0, "alice", strings.Repeat("x", 10000), nil},
+		{"long nonce again", 0, "alice", strings.Repeat("x", 10000), ErrReplay},
+		{"after expiry", time.Nanosecond, "alice", "n1", nil},
+		{"replay of the renewed entry", ttl - time.Nanosecond, "alice", "n1", ErrReplay},
+	}
+	for _, st := range steps {
+		clock.advance(st.advance)
+		if err := use(st.user, st.nonce); !errors.Is(err, st.want) || (st.want == nil && err != nil) {
+			t.Fatalf("%s: Use(%q, %q) = %v, want %v", st.name, st.user, st.nonce, err, st.want)
+		}
+	}
+
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		if err := s.Use(context.Background(), "alice", "fresh", ttl); err == nil || errors.Is(err, ErrReplay) {
+			t.Errorf("ttl %v: Use = %v, want an error that is not ErrReplay", ttl, err)
+		}
+	}
+	if err := s.Use(context.Background(), "alice", "forever", time.Duration(1<<63-1)); err != nil {
+		t.Fatalf("huge ttl: %v", err)
+	}
+	clock.advance(100 * 365 * 24 * time.Hour)
+	if err := nonceUse(s, "alice", "forever"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("huge ttl must not overflow into the past: %v", err)
+	}
+}
+
+func TestMemoryNonceStoreRace(t *testing.T) {
+	s := NewMemoryNonceStore()
+	for round := range 5 {
+		var ok, replay atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 100 {
+			wg.Go(func() {
+				<-start
+				switch err := nonceUse(s, "alice", nonceN(round)); {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrReplay):
+					replay.Add(1)
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if ok.Load() != 1 || replay.Load() != 99 {
+			t.Fatalf("round %d: %d accepted, %d replays; want 1 and 99", round, ok.Load(), replay.Load())
+		}
+	}
+}
+
+func TestMemoryNonceStoreLimit(t *testing.T) {
+	for _, limit := range []int{1, 10, 1000, 5000} {
+		t.Run(strconv.Itoa(limit), func(t *testing.T) {
+			clock := newNonceClock()
+			s := NewMemoryNonceStore(WithNonceLimit(limit), WithNonceClock(clock.now))
+			for i := range limit {
+				if err := nonceUse(s, "alice", nonceN(i)); err != nil {
+					t.Fatalf("Use %d under the limit: %v", i, err)
+				}
+			}
+			if s.Len() != limit {
+				t.Fatalf("Len = %d, want %d", s.Len(), limit)
+			}
+			// Full, nothing expired: fail closed, for new nonces...
+			for i := limit; i < limit+3; i++ {
+				err := nonceUse(s, "alice", nonceN(i))
+				if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrReplay) {
+					t.Fatalf("Use beyond the limit = %v, want ErrUnavailable", err)
+				}
+			}
+			// ...while replays are still told apart.
+			if err := nonceUse(s, "alice", nonceN(0)); !errors.Is(err, ErrReplay) {
+				t.Fatalf("replay in a full store = %v", err)
+			}
+			if s.Len() != limit {
+				t.Fatalf("Len = %d after refusals, want %d", s.Len(), limit)
+			}
+			// Once the entries expire, the full store sweeps and accepts again.
+			clock.advance(time.Minute)
+			for i := limit; i < 2*limit; i++ {
+				if err := nonceUse(s, "bob", nonceN(i)); err != nil {
+					t.Fatalf("Use %d after expiry: %v", i, err)
+				}
+			}
+			if s.Len() > limit {
+				t.Fatalf("Len = %d, over the limit %d", s.Len(), limit)
+			}
+			if err := nonceUse(s, "bob", nonceN(limit)); !errors.Is(err, ErrReplay) {
+				t.Fatalf("replay after the sweep = %v", err)
+			}
+		})
+	}
+}
+
+// TestMemoryNonceStoreSweeps checks that expired entries are forgotten as new
+// ones come in, so memory follows the live nonces and not the total seen.
+func TestMemoryNonceStoreSweeps(t *testing.T) {
+	clock := newNonceClock()
+	s := NewMemoryNonceStore(WithNonceClock(clock.now))
+	const batch = 20000
+	for i := range batch {
+		if err := nonceUse(s, "alice", nonceN(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Len() != batch {
+		t.Fatalf("Len = %d, want %d", s.Len(), batch)
+	}
+	peak := s.Len()
+	// Many windows later, each with a small batch: the store keeps only about
+	// two windows' worth.
+	for round := 1; round <= 20; round++ {
+		clock.advance(2 * time.Minute)
+		for i := range batch / 10 {
+			if err := nonceUse(s, "bob", nonceN(round*batch+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s.Len() > peak/4 {
+		t.Fatalf("Len = %d after the old entries expired; want it to shrink well below %d", s.Len(), peak)
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n, p := len(sh.m), sh.peak
+		sh.mu.Unlock()
+		if p > 4*max(n, minSweepLen) {
+			t.Errorf("shard %d: map of peak %d kept for %d entries; want it rebuilt", i, p, n)
+		}
+	}
+}
+
+// TestMemoryNonceStoreKey pins the key derivation: length-prefixed, fixed
+// size, seeded per store.
+func TestMemoryNonceStoreKey(t *testing.T) {
+	a, b := NewMemoryNonceStore(), NewMemoryNonceStore()
+	if a.key("ab", "c") == a.key("a", "bc") {
+		t.Error("(ab, c) and (a, bc) share a key")
+	}
+	if a.key("alice", "n") != a.key("alice", "n") {
+		t.Error("key is not deterministic")
+	}
+	if a.key("alice", "n") == b.key("alice", "n") {
+		t.Error("two stores share a seed")
+	}
+}
+
+func TestMemoryNonceStoreConcurrent(t *testing.T) {
+	clock := newNonceClock()
+	s := NewMemoryNonceStore(WithNonceClock(clock.now), WithNonceLimit(5000))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 3000 {
+				err := nonceUse(s, fmt.Sprintf("user%d", g), nonceN(i))
+				if err != nil && !errors.Is(err, ErrUnavailable) {
+					t.Error(err)
+					return
+				}
+				if i%500 == 0 {
+					clock.advance(30 * time.Second)
+				}
+				_ = s.Len()
+			}
+		})
+	}
+	wg.Wait()
+	if s.Len() > 5000 || s.Len() < 0 {
+		t.Fatalf("Len = %d", s.Len())
+	}
+}
+
+func BenchmarkNonceStore(b *testing.B) {
+	s := NewMemoryNonceStore()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		// A distinct nonce per call, as real traffic has; ~22 bytes like the
+		// Go client's base64url of 128 bits.
+		buf := make([]byte, 0, 32)
+		for pb.Next() {
+			buf = strconv.AppendInt(append(buf[:0], "AAAAAAAAAAAAAAAAAAAA"...), seq.Add(1), 36)
+			if err := s.Use(context.Background(), "alice", string(buf), 40*time.Second); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkNonceStoreMemory reports the heap held per live nonce.
+func BenchmarkNonceStoreMemory(b *testing.B) {
+	const n = 200_000
+	nonces := make([]string, n)
+	for i := range nonces {
+		nonces[i] = fmt.Sprintf("%022d", i)
+	}
+	var perNonce float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := NewMemoryNonceStore()
+		for _, nonce := range nonces {
+			if err := s.Use(context.Background(), "alice", nonce, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perNonce = float64(after.HeapAlloc-before.HeapAlloc) / float64(s.Len())
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(perNonce, "B/nonce")
+}
+
+// TestMemoryNonceStoreBytesPerNonce holds the store to the target of at most
+// 100 bytes per live nonce.
+func TestMemoryNonceStoreBytesPerNonce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 200k entries")
+	}
+	res := testing.Benchmark(BenchmarkNonceStoreMemory)
+	perNonce := res.Extra["B/nonce"]
+	t.Logf("%.1f bytes per live nonce", perNonce)
+	if perNonce > 100 {
+		t.Fatalf("%.1f bytes per live nonce, want at most 100", perNonce)
+	}
+}
