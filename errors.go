@@ -139,3 +139,33 @@ var (
 	// readable directory.
 	ErrNotKeyDir = errors.New("asymjwt: not a readable key directory")
 )
+
+// Errors about keys held by an ssh-agent (see [Agent]). Requests to an agent
+// fail with an [*AgentError] wrapping one of them, or the request context's
+// error; key selection fails with an [*AgentKeyChoiceError].
+var (
+	// ErrNoAgent means no agent socket was given and SSH_AUTH_SOCK is not
+	// set.
+	ErrNoAgent = errors.New("asymjwt: no ssh-agent")
+
+	// ErrAgentUnavailable means the agent cannot be reached: the socket
+	// cannot be dialled, the connection broke and dialling again failed, or
+	// the Agent was closed.
+	ErrAgentUnavailable = errors.New("asymjwt: ssh-agent unavailable")
+
+	// ErrAgentRefused means the agent answered with a failure: it no longer
+	// holds the key, it is locked, or a confirmation was refused.
+	ErrAgentRefused = errors.New("asymjwt: ssh-agent refused the request")
+
+	// ErrAgentSignature means the agent returned a signature other than the
+	// one asked for (such as a SHA-1 "ssh-rsa" signature when rsa-sha2-512
+	// was asked for) or a malformed one. No token is made from it.
+	ErrAgentSignature = errors.New("asymjwt: unexpected signature from ssh-agent")
+
+	// ErrAgentKeyNotFound means no key in the agent matches the selector.
+	ErrAgentKeyNotFound = errors.New("asymjwt: no matching key in ssh-agent")
+
+	// ErrAgentKeyAmbiguous means several keys in the agent match, or the
+	// agent holds several keys and none was chosen.
+	ErrAgentKeyAmbiguous = errors.New("asymjwt: several matching keys in ssh-agent")
+)
