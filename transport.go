@@ -2,9 +2,11 @@ package asymjwt
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Transport is an http.RoundTripper that signs every request it sends with
@@ -35,6 +37,16 @@ type Transport struct {
 	// that leave the scheme and host of the request the client started with.
 	// Either way, a redirect hop from https to http is never signed.
 	AllowedHosts []string
+
+	// DisableSkewCorrection turns off learning the server's clock. By
+	// default, when a server refuses a request as stale (401 with
+	// "WWW-Authenticate: JWT error=stale") and its answer carries a Date
+	// header, the Transport sets the Signer's clock offset from that Date
+	// (see [Signer.SetClockOffset]) and, if the request's body can be sent
+	// again (no body, or GetBody set), sends it once more with a new token.
+	// Answers that took longer than 5 seconds teach nothing, since their
+	// Date cannot be placed; a request is never sent more than twice.
+	DisableSkewCorrection bool
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -66,14 +78,81 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody = false
 		return t.base().RoundTrip(req)
 	}
+	start := time.Now()
+	resp, err := t.send(req)
+	closeBody = false // the base transport closes it from here on
+	if err != nil || t.DisableSkewCorrection || !isStale(resp) || !t.learnSkew(resp, time.Since(start)) {
+		return resp, err
+	}
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return resp, nil // the body is gone; later requests use the new offset
+	}
+	retry := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return resp, nil
+		}
+		retry.Body = body
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	return t.send(retry)
+}
+
+// send signs req and sends a clone of it carrying the token. It closes
+// req's body when signing fails; after that the base transport owns it.
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	token, err := t.Signer.Sign(req.Context(), req)
 	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
 		return nil, err
 	}
 	req2 := req.Clone(req.Context())
 	req2.Header.Set("Authorization", "JWT "+token)
-	closeBody = false // the base transport closes it from here on
 	return t.base().RoundTrip(req2)
+}
+
+// maxSkewRoundTrip is the longest exchange whose Date header is trusted
+// to tell the server's clock.
+const maxSkewRoundTrip = 5 * time.Second
+
+// isStale reports whether resp refuses a token as stale.
+func isStale(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusUnauthorized {
+		return false
+	}
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		scheme, params, _ := strings.Cut(v, " ")
+		if strings.EqualFold(scheme, "JWT") && strings.Contains(params, `error="stale"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// learnSkew sets the Signer's clock offset from resp's Date header, and
+// reports whether that changed it enough to be worth another try.
+func (t *Transport) learnSkew(resp *http.Response, elapsed time.Duration) bool {
+	if elapsed > maxSkewRoundTrip {
+		return false
+	}
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return false
+	}
+	// The server wrote Date about halfway through the exchange, truncated
+	// to the second.
+	s := t.Signer
+	ours := s.now().Add(-elapsed / 2)
+	offset := date.Add(500 * time.Millisecond).Sub(ours).Round(time.Second)
+	if d := offset - s.ClockOffset(); d > -time.Second && d < time.Second {
+		return false // not a clock problem this can fix
+	}
+	s.SetClockOffset(offset)
+	return true
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -137,10 +216,4 @@ func hostMatches(entry, host, scheme string) bool {
 	}
 	h, _, err := net.SplitHostPort(host)
 	return err == nil && strings.Trim(entry, "[]") == h
-}
-
-// NewClient returns an http.Client whose requests are signed by s, over
-// http.DefaultTransport.
-func NewClient(s *Signer) *http.Client {
-	return &http.Client{Transport: &Transport{Signer: s}}
 }

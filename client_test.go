@@ -1,0 +1,343 @@
+package asymjwt_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asymjwt/asymjwt"
+	"github.com/asymjwt/asymjwt/verifytest"
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// nonceRecorder is a handler that remembers the nonce and body of each
+// verified request, and answers with the status codes it is given in turn
+// (then 200).
+type nonceRecorder struct {
+	mu       sync.Mutex
+	nonces   []string
+	bodies   []string
+	statuses []int
+}
+
+func (h *nonceRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, _ := asymjwt.IdentityFrom(r.Context())
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.nonces = append(h.nonces, id.Nonce)
+	h.bodies = append(h.bodies, string(body))
+	status := http.StatusOK
+	if len(h.statuses) > 0 {
+		status, h.statuses = h.statuses[0], h.statuses[1:]
+	}
+	h.mu.Unlock()
+	w.WriteHeader(status)
+}
+
+func fastRetries(rc *retryablehttp.Client) *retryablehttp.Client {
+	rc.RetryWaitMin, rc.RetryWaitMax = time.Millisecond, 5*time.Millisecond
+	return rc
+}
+
+func TestRetryClientSignsEveryAttempt(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	rec := &nonceRecorder{statuses: []int{503, 503}}
+	srv := verifytest.NewServer(verifytest.WithHandler(rec))
+	defer srv.Close()
+	srv.AddKey("svc", kp.Public)
+
+	rc := fastRetries(asymjwt.NewRetryClient(kp.Signer(t, "svc")))
+	req, err := retryablehttp.NewRequest("POST", srv.URL+"/jobs", []byte(`{"job":42}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if len(rec.nonces) != 3 {
+		t.Fatalf("%d attempts reached the handler, want 3", len(rec.nonces))
+	}
+	seen := map[string]bool{}
+	for i, n := range rec.nonces {
+		if seen[n] {
+			t.Fatalf("attempt %d reused nonce %s", i, n)
+		}
+		seen[n] = true
+		if rec.bodies[i] != `{"job":42}` {
+			t.Fatalf("attempt %d body %q", i, rec.bodies[i])
+		}
+	}
+}
+
+// TestRetryBelowSigningFails shows why the order matters: a retry layer
+// under the Transport sends one token on every attempt.
+func TestRetryBelowSigningFails(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	srv := verifytest.NewServer(verifytest.WithHandler(&nonceRecorder{statuses: []int{503}}))
+	defer srv.Close()
+	srv.AddKey("svc", kp.Public)
+
+	inner := fastRetries(retryablehttp.NewClient())
+	inner.Logger = nil
+	wrongOrder := &http.Client{Transport: &asymjwt.Transport{
+		Signer: kp.Signer(t, "svc"),
+		Base:   &retryablehttp.RoundTripper{Client: inner},
+	}}
+	resp, err := wrongOrder.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	reqs := srv.Requests()
+	if resp.StatusCode != 401 || len(reqs) != 2 || reqs[1].Kind != "replay" {
+		t.Fatalf("status %d, records %+v", resp.StatusCode, reqs)
+	}
+}
+
+func TestRetryClientConcurrentCallers(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.ECDSAP256)
+	var n atomic.Int32
+	srv := verifytest.NewServer(verifytest.WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	})))
+	defer srv.Close()
+	srv.AddKey("svc", kp.Public)
+	rc := fastRetries(asymjwt.NewRetryClient(kp.Signer(t, "svc")))
+	rc.RetryMax = 10
+
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := retryablehttp.NewRequest("PUT", srv.URL+"/items", strings.NewReader(strings.Repeat("x", i)))
+			resp, err := rc.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("caller %d: %d", i, resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, r := range srv.Requests() {
+		if !r.Authorized {
+			t.Fatalf("an attempt was refused: %+v", r)
+		}
+	}
+}
+
+func TestClockSkewCorrection(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	srv := verifytest.NewServer(verifytest.WithClockOffset(60 * time.Second))
+	defer srv.Close()
+	srv.AddKey("svc", kp.Public)
+
+	t.Run("learns, retries once, then passes at once", func(t *testing.T) {
+		srv.Reset()
+		signer := kp.Signer(t, "svc")
+		client := asymjwt.NewClient(signer, asymjwt.WithBaseTransport(srv.Transport()))
+		for range 2 {
+			req, _ := http.NewRequest("POST", srv.URL+"/x", bytes.NewReader([]byte("body")))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		kinds := []string{}
+		for _, r := range srv.Requests() {
+			kinds = append(kinds, r.Kind)
+		}
+		if strings.Join(kinds, ",") != "stale,," {
+			t.Fatalf("server saw %q, want stale then two successes", kinds)
+		}
+		if off := signer.ClockOffset(); off < 58*time.Second || off > 62*time.Second {
+			t.Fatalf("learned offset %v, want about 60s", off)
+		}
+		if string(srv.Requests()[1].Body) != "body" {
+			t.Fatal("the retry lost the body")
+		}
+	})
+	t.Run("body that cannot be replayed: 401, no retry", func(t *testing.T) {
+		srv.Reset()
+		signer := kp.Signer(t, "svc")
+		client := asymjwt.NewClient(signer, asymjwt.WithBaseTransport(srv.Transport()))
+		req, _ := http.NewRequest("POST", srv.URL+"/x", io.NopCloser(strings.NewReader("once")))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || len(srv.Requests()) != 1 {
+			t.Fatalf("status %d after %d requests", resp.StatusCode, len(srv.Requests()))
+		}
+		if signer.ClockOffset() == 0 {
+			t.Fatal("offset not learned for later requests")
+		}
+	})
+	t.Run("switched off", func(t *testing.T) {
+		srv.Reset()
+		signer := kp.Signer(t, "svc")
+		client := asymjwt.NewClient(signer, asymjwt.WithBaseTransport(srv.Transport()), asymjwt.WithoutSkewCorrection())
+		resp, err := client.Get(srv.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || len(srv.Requests()) != 1 || signer.ClockOffset() != 0 {
+			t.Fatalf("status %d, %d requests, offset %v", resp.StatusCode, len(srv.Requests()), signer.ClockOffset())
+		}
+	})
+}
+
+// staleServer refuses everything as stale, with the Date it is given.
+func staleServer(date string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if date == "" {
+			w.Header()["Date"] = nil // net/http adds none then
+		} else {
+			w.Header().Set("Date", date)
+		}
+		w.Header().Set("WWW-Authenticate", `JWT error="stale"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+}
+
+func TestClockSkewIgnoresUnusableAnswers(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	for name, date := range map[string]string{
+		"no Date":      "",
+		"garbage Date": "yesterday-ish",
+		"Date agrees":  time.Now().UTC().Format(http.TimeFormat),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var hits atomic.Int32
+			h := staleServer(date)
+			srv := newCountingServer(t, &hits, h)
+			signer := kp.Signer(t, "svc")
+			resp, err := asymjwt.NewClient(signer).Get(srv + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 || hits.Load() != 1 || signer.ClockOffset() != 0 {
+				t.Fatalf("status %d, %d requests, offset %v", resp.StatusCode, hits.Load(), signer.ClockOffset())
+			}
+		})
+	}
+	t.Run("never loops", func(t *testing.T) {
+		var hits atomic.Int32
+		srv := newCountingServer(t, &hits, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A server whose clock jumps on every request.
+			staleServer(time.Now().Add(time.Duration(hits.Load())*time.Hour).UTC().Format(http.TimeFormat)).ServeHTTP(w, r)
+		}))
+		resp, err := asymjwt.NewClient(kp.Signer(t, "svc")).Get(srv + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if hits.Load() != 2 {
+			t.Fatalf("%d requests, want 2", hits.Load())
+		}
+	})
+}
+
+func TestRedirects(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	second := verifytest.NewServer()
+	defer second.Close()
+	second.AddKey("svc", kp.Public)
+	first := verifytest.NewServer(verifytest.WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, second.URL+"/landed", http.StatusFound)
+		case "/old":
+			http.Redirect(w, r, "/new", http.StatusTemporaryRedirect)
+		default:
+			body, _ := io.ReadAll(r.Body)
+			w.Write(body)
+		}
+	})))
+	defer first.Close()
+	first.AddKey("svc", kp.Public)
+	signer := kp.Signer(t, "svc")
+
+	t.Run("another host refused by NewClient", func(t *testing.T) {
+		_, err := asymjwt.NewClient(signer).Get(first.URL + "/away")
+		if !errors.Is(err, asymjwt.ErrRedirectRefused) {
+			t.Fatalf("err = %v, want ErrRedirectRefused", err)
+		}
+		if len(second.Requests()) != 0 {
+			t.Fatal("the other host was contacted")
+		}
+	})
+	t.Run("another host reached unsigned through a plain client", func(t *testing.T) {
+		second.Reset()
+		resp, err := (&http.Client{Transport: &asymjwt.Transport{Signer: signer}}).Get(first.URL + "/away")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if r := second.Requests(); resp.StatusCode != 401 || len(r) != 1 || r[0].Kind != "no_token" {
+			t.Fatalf("status %d, second server saw %+v", resp.StatusCode, r)
+		}
+	})
+	t.Run("another host allowed", func(t *testing.T) {
+		second.Reset()
+		client := asymjwt.NewClient(signer, asymjwt.WithAllowedHosts(hostOf(first.URL), hostOf(second.URL)))
+		resp, err := client.Get(first.URL + "/away")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if r := second.Requests(); resp.StatusCode != 200 || len(r) != 1 || !r[0].Authorized {
+			t.Fatalf("status %d, second server saw %+v", resp.StatusCode, r)
+		}
+	})
+	t.Run("same host 307 with a body, re-signed", func(t *testing.T) {
+		first.Reset()
+		resp, err := asymjwt.NewClient(signer).Post(first.URL+"/old", "text/plain", strings.NewReader("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r := first.Requests()
+		if resp.StatusCode != 200 || string(body) != "payload" || len(r) != 2 || !r[0].Authorized || !r[1].Authorized || r[1].Path != "/new" {
+			t.Fatalf("status %d body %q records %+v", resp.StatusCode, body, r)
+		}
+	})
+}
+
+func hostOf(u string) string { return strings.TrimPrefix(u, "http://") }
+
+func newCountingServer(t *testing.T, hits *atomic.Int32, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
