@@ -209,7 +209,9 @@ func TestKeyPrefixInRedis(t *testing.T) {
 // sharing one Redis: exactly one may succeed.
 func TestUseConcurrent(t *testing.T) {
 	srv := startRedis(t)
-	stores := []*redisnonce.Store{redisnonce.New(srv.Client(t)), redisnonce.New(srv.Client(t))}
+	// A long bound: this test is about atomicity, not about slow machines.
+	long := redisnonce.WithTimeout(time.Minute)
+	stores := []*redisnonce.Store{redisnonce.New(srv.Client(t), long), redisnonce.New(srv.Client(t), long)}
 	for round := range 5 {
 		nonce := fmt.Sprint("race", round)
 		var wg sync.WaitGroup
