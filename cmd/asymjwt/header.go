@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/asymjwt/asymjwt"
+	"golang.org/x/term"
+)
+
+const headerSynopsis = "asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]"
+
+const headerDescription = `
+Prints one line, "JWT <token>": the value of an Authorization header that
+signs one request as user NAME. Every run makes a new token with a fresh
+nonce, valid for about 20 seconds and only once.
+
+The key is a private key file (OpenSSH, PKCS#1, PKCS#8 or SEC1 PEM, plain or
+encrypted) or a key held by ssh-agent (the agent at SSH_AUTH_SOCK). For an
+encrypted key file the passphrase is read from -passphrase-file (one trailing
+newline is not part of it) or, when standard input is a terminal, asked for
+without echo. When the agent holds several keys, -agent-key chooses one by
+its fingerprint (as ssh-keygen -l prints it) or its comment.
+
+-url binds the token to one request (the "htm" and "htu" claims): its
+method (-method, GET by default), scheme, host and path. Example:
+
+  curl -H "Authorization: $(asymjwt header -user svc -key ~/.ssh/id_ed25519 -url https://api.example.com/v1/items)" \
+       https://api.example.com/v1/items`
+
+// agentTimeout bounds the talk with ssh-agent, which may ask its user to
+// confirm a signature.
+const agentTimeout = time.Minute
+
+func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("header", stderr)
+	username := fs.String("user", "", "sign as user `NAME` (required)")
+	keyFile := fs.String("key", "", "sign with the private key in `FILE`")
+	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
+	useAgent := fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)")
+	agentKey := fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`")
+	method := fs.String("method", "", "bind the token to the HTTP `METHOD` (needs -url; default GET)")
+	target := fs.String("url", "", "bind the token to the request `URL` (scheme, host and path)")
+	usage := func(w io.Writer) { printUsage(w, fs, headerSynopsis, headerDescription) }
+
+	rest, code := parseArgs(fs, args, stdout, stderr, usage)
+	if code >= 0 {
+		return code
+	}
+	switch {
+	case len(rest) > 0:
+		return usageError(stderr, "header", usage, "unexpected argument %q", rest[0])
+	case *username == "":
+		return usageError(stderr, "header", usage, "-user NAME is required")
+	case *keyFile == "" && !*useAgent:
+		return usageError(stderr, "header", usage, "give -key FILE or -agent")
+	case *keyFile != "" && *useAgent:
+		return usageError(stderr, "header", usage, "-key and -agent exclude each other")
+	case *passFile != "" && *useAgent:
+		return usageError(stderr, "header", usage, "-passphrase-file goes with -key, not -agent")
+	case *agentKey != "" && !*useAgent:
+		return usageError(stderr, "header", usage, "-agent-key needs -agent")
+	case *method != "" && *target == "":
+		return usageError(stderr, "header", usage, "-method needs -url")
+	}
+	var req *http.Request
+	if *target != "" {
+		if err := checkTargetURL(*target); err != nil {
+			return usageError(stderr, "header", usage, "%v", err)
+		}
+		m := *method
+		if m == "" {
+			m = http.MethodGet
+		}
+		var err error
+		if req, err = http.NewRequest(m, *target, nil); err != nil {
+			return usageError(stderr, "header", usage, "-method %q: not a valid HTTP method", m)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
+	defer cancel()
+	var key asymjwt.Key
+	if *useAgent {
+		ag, err := asymjwt.DialAgent("")
+		if err != nil {
+			return inputError(stderr, "header", err)
+		}
+		defer ag.Close()
+		if key, err = ag.Key(ctx, *agentKey); err != nil {
+			return inputError(stderr, "header", err)
+		}
+	} else {
+		var err error
+		if key, err = loadKeyFile(*keyFile, *passFile, stdin, stderr); err != nil {
+			return inputError(stderr, "header", err)
+		}
+	}
+
+	signer, err := asymjwt.NewSigner(*username, key)
+	if errors.Is(err, asymjwt.ErrInvalidUsername) {
+		return usageError(stderr, "header", usage, "-user: not a valid username (1 to 256 bytes, no control characters)")
+	}
+	if err != nil {
+		return inputError(stderr, "header", err)
+	}
+	token, err := signer.Sign(ctx, req)
+	if err != nil {
+		return inputError(stderr, "header", err)
+	}
+	fmt.Fprintf(stdout, "JWT %s\n", token)
+	return exitOK
+}
+
+// checkTargetURL accepts an absolute http or https URL with a host.
+func checkTargetURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-url %q: want an absolute http or https URL", s)
+	}
+	return nil
+}
+
+// loadKeyFile reads a private key file. The passphrase of an encrypted key
+// comes from passFile when given, else from a prompt when stdin is a
+// terminal; otherwise loading fails naming the missing passphrase.
+func loadKeyFile(path, passFile string, stdin io.Reader, stderr io.Writer) (asymjwt.Key, error) {
+	var opts []asymjwt.KeyOption
+	switch {
+	case passFile != "":
+		p, err := readPassphraseFile(passFile)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(p)
+		opts = append(opts, asymjwt.WithPassphrase(p))
+	case isTerminal(stdin):
+		fd := int(stdin.(*os.File).Fd())
+		opts = append(opts, asymjwt.WithPassphraseFunc(func() ([]byte, error) {
+			fmt.Fprintf(stderr, "Passphrase for %s: ", path)
+			p, err := term.ReadPassword(fd)
+			fmt.Fprintln(stderr)
+			return p, err
+		}))
+	}
+	key, err := asymjwt.KeyFromFile(path, opts...)
+	if errors.Is(err, asymjwt.ErrPassphraseRequired) {
+		if passFile == "" && isTerminal(stdin) {
+			return nil, fmt.Errorf("key %s is encrypted and no passphrase was entered", path)
+		}
+		return nil, fmt.Errorf("key %s is encrypted and no passphrase was given: use -passphrase-file F (standard input is not a terminal to ask on)", path)
+	}
+	return key, err
+}
+
+// isTerminal reports whether r is a terminal, to ask a passphrase on.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/asymjwt/asymjwt"
+	"github.com/asymjwt/asymjwt/verifytest"
+	"golang.org/x/crypto/ssh"
+)
+
+// testPassphrase is the passphrase of the encrypted fixtures
+// (testdata/README.md of the module).
+const testPassphrase = "asymjwt-test-passphrase"
+
+// fixtures are the key formats of ../../testdata/keys, with their public
+// halves (keysource_test.go's goodFixtures); "" means derive it.
+var fixtures = []struct {
+	file, pub string
+	alg       asymjwt.Algorithm
+	encrypted bool
+}{
+	{"openssh_ed25519", "openssh_ed25519.pub.ssh", asymjwt.EdDSA, false},
+	{"openssh_p256", "openssh_p256.pub.ssh", asymjwt.ES256, false},
+	{"openssh_p384", "openssh_p384.pub.ssh", asymjwt.ES384, false},
+	{"openssh_p521", "openssh_p521.pub.ssh", asymjwt.ES512, false},
+	{"openssh_rsa2048", "openssh_rsa2048.pub.ssh", asymjwt.RS512, false},
+	{"openssh_ed25519_enc", "openssh_ed25519_enc.pub.ssh", asymjwt.EdDSA, true},
+	{"openssh_rsa_enc", "openssh_rsa_enc.pub.ssh", asymjwt.RS512, true},
+	{"pkcs1_rsa2048.pem", "pkcs1_rsa2048.pub.pem", asymjwt.RS512, false},
+	{"sec1_p256.pem", "sec1_p256.pub.pem", asymjwt.ES256, false},
+	{"sec1_p384.pem", "sec1_p384.pub.pem", asymjwt.ES384, false},
+	{"sec1_p521.pem", "sec1_p521.pub.pem", asymjwt.ES512, false},
+	{"pkcs8_rsa3072.pem", "pkcs8_rsa3072.pub.pem", asymjwt.RS512, false},
+	{"pkcs8_p256.pem", "pkcs8_p256.pub.pem", asymjwt.ES256, false},
+	{"pkcs8_p521.pem", "pkcs8_p521.pub.pem", asymjwt.ES512, false},
+	{"pkcs8_ed25519.pem", "pkcs8_ed25519.pub.pem", asymjwt.EdDSA, false},
+	{"pkcs8enc_ed25519_aes256.pem", "", asymjwt.EdDSA, true},
+	{"pkcs8enc_rsa_aes128_sha1.pem", "pkcs1_rsa2048.pub.pem", asymjwt.RS512, true},
+	{"pkcs8enc_p384_sha512.pem", "sec1_p384.pub.pem", asymjwt.ES384, true},
+	{"pkcs8enc_p256_scrypt.pem", "pkcs8_p256.pub.pem", asymjwt.ES256, true},
+	{"legacy_rsa_aes256.pem", "pkcs1_rsa2048.pub.pem", asymjwt.RS512, true},
+	{"legacy_rsa_des3.pem", "pkcs1_rsa2048.pub.pem", asymjwt.RS512, true},
+	{"legacy_p256_aes128.pem", "sec1_p256.pub.pem", asymjwt.ES256, true},
+}
+
+func fixturePath(name string) string { return filepath.Join("..", "..", "testdata", "keys", name) }
+
+// authorizedKeyLine encodes pub as an authorized_keys line.
+func authorizedKeyLine(t *testing.T, pub any, comment string) []byte {
+	t.Helper()
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(bytes.TrimSpace(ssh.MarshalAuthorizedKey(sshPub)), []byte(" "+comment+"\n")...)
+}
+
+func TestFixturesThroughHeaderAndVerify(t *testing.T) {
+	t.Parallel()
+	passFile := filepath.Join(t.TempDir(), "passphrase")
+	if err := os.WriteFile(passFile, []byte(testPassphrase+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fixtures {
+		t.Run(f.file, func(t *testing.T) {
+			t.Parallel()
+			keys := filepath.Join(t.TempDir(), "keys")
+			if err := os.Mkdir(keys, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			user := "user-" + strings.ReplaceAll(f.file, ".", "_")
+			if f.pub != "" {
+				copyFile(t, fixturePath(f.pub), filepath.Join(keys, user+".pub"))
+			} else {
+				k, err := asymjwt.KeyFromFile(fixturePath(f.file), asymjwt.WithPassphrase([]byte(testPassphrase)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(keys, user+".pub"), authorizedKeyLine(t, k.Public(), "derived"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"header", "-user", user, "-key", fixturePath(f.file)}
+			secrets := append(privateKeyLines(t, fixturePath(f.file)), testPassphrase)
+			if f.encrypted {
+				runCLI(t, args...).want(t, 2, "passphrase").noSecrets(t, secrets...)
+				args = append(args, "-passphrase-file", passFile)
+			}
+			tok := runCLI(t, args...).want(t, 0).noSecrets(t, secrets...).token(t)
+			if alg := tokenHeader(t, tok)["alg"]; alg != string(f.alg) {
+				t.Fatalf("alg %v, want %s", alg, f.alg)
+			}
+			c := runCLI(t, "verify", "-keys", keys, tok).want(t, 0).noSecrets(t, secrets...).claims(t)
+			if c["username"] != user {
+				t.Fatalf("claims %v", c)
+			}
+		})
+	}
+}
+
+func TestBinding(t *testing.T) {
+	t.Parallel()
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	keys := keysDirWith(t, "svc", kp.PublicFile)
+	header := func(args ...string) string {
+		return runCLI(t, append([]string{"header", "-user", "svc", "-key", kp.PrivateFile}, args...)...).want(t, 0).token(t)
+	}
+	verify := func(tok string, args ...string) result {
+		return runCLI(t, append(append([]string{"verify", "-keys", keys}, args...), tok)...)
+	}
+
+	post := header("-method", "POST", "-url", "https://x/y")
+	c := verify(post, "-method", "POST", "-url", "https://x/y").want(t, 0).claims(t)
+	if c["htm"] != "POST" || c["htu"] != "https://x/y" {
+		t.Fatalf("claims %v", c)
+	}
+	verify(post, "-method", "POST", "-url", "https://x/y?query=ignored#frag").want(t, 0)
+	verify(post, "-method", "GET", "-url", "https://x/y").want(t, 1, "binding")
+	verify(post, "-method", "POST", "-url", "https://x/z").want(t, 1, "binding")
+	verify(post, "-method", "POST", "-url", "http://x/y").want(t, 1, "binding")
+	verify(post, "-method", "POST", "-url", "https://other/y").want(t, 1, "binding")
+	verify(post, "-method", "PUT").want(t, 1, "binding")
+	verify(post, "-url", "https://x/y").want(t, 0)
+	r := verify(post).want(t, 0, "not checked")
+	if c := r.claims(t); c["htm"] != "POST" || c["htu"] != "https://x/y" {
+		t.Fatalf("binding claims not reported: %v", c)
+	}
+
+	// -url alone binds to GET.
+	get := header("-url", "https://api.example.com/v1/items?page=2")
+	c = verify(get, "-method", "GET", "-url", "https://api.example.com/v1/items").want(t, 0).claims(t)
+	if c["htm"] != "GET" || c["htu"] != "https://api.example.com/v1/items" {
+		t.Fatalf("claims %v", c)
+	}
+
+	// Without -url the token has no binding claims; requiring them fails.
+	plain := header()
+	c = verify(plain).want(t, 0).claims(t)
+	if _, ok := c["htm"]; ok {
+		t.Fatalf("unbound token has htm: %v", c)
+	}
+	if _, ok := c["htu"]; ok {
+		t.Fatalf("unbound token has htu: %v", c)
+	}
+	verify(plain, "-method", "GET", "-url", "https://x/y").want(t, 1, "binding")
+	verify(plain, "-method", "GET").want(t, 1, "binding")
+	verify(plain, "-url", "https://x/y").want(t, 1, "binding")
+}
+
+func TestHeaderUsageErrors(t *testing.T) {
+	t.Parallel()
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	key := kp.PrivateFile
+	secrets := privateKeyLines(t, key)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no -user", []string{"-key", key}, []string{"-user NAME is required", "Usage: asymjwt header"}},
+		{"no key", []string{"-user", "a"}, []string{"-key FILE or -agent", "Usage:"}},
+		{"key and agent", []string{"-user", "a", "-key", key, "-agent"}, []string{"exclude", "Usage:"}},
+		{"agent-key without agent", []string{"-user", "a", "-key", key, "-agent-key", "x"}, []string{"-agent-key needs -agent", "Usage:"}},
+		{"passphrase with agent", []string{"-user", "a", "-agent", "-passphrase-file", "p"}, []string{"-passphrase-file", "Usage:"}},
+		{"method without url", []string{"-user", "a", "-key", key, "-method", "POST"}, []string{"-method needs -url", "Usage:"}},
+		{"relative url", []string{"-user", "a", "-key", key, "-url", "/v1/items"}, []string{"absolute http or https URL", "Usage:"}},
+		{"ftp url", []string{"-user", "a", "-key", key, "-url", "ftp://x/y"}, []string{"absolute http or https URL", "Usage:"}},
+		{"bad method", []string{"-user", "a", "-key", key, "-url", "https://x/", "-method", "GE T"}, []string{"-method", "Usage:"}},
+		{"bad username", []string{"-user", "a\x01b", "-key", key}, []string{"-user", "Usage:"}},
+		{"extra argument", []string{"-user", "a", "-key", key, "extra"}, []string{`unexpected argument "extra"`, "Usage:"}},
+		{"bad flag", []string{"-user", "a", "-key", key, "-bogus"}, []string{"-bogus", "Usage:"}},
+		{"missing key file", []string{"-user", "a", "-key", filepath.Join(t.TempDir(), "nope")}, []string{"nope", "no such file"}},
+		{"key is a directory", []string{"-user", "a", "-key", t.TempDir()}, []string{"not a regular file"}},
+		{"key is a public key", []string{"-user", "a", "-key", kp.PublicFile}, []string{"not a recognised private key"}},
+		{"agent without SSH_AUTH_SOCK", []string{"-user", "a", "-agent"}, []string{"SSH_AUTH_SOCK"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, append([]string{"header"}, tt.args...)...).want(t, 2, tt.want...).noSecrets(t, secrets...)
+			if r.stdout != "" {
+				t.Fatalf("stdout: %q", r.stdout)
+			}
+		})
+	}
+}

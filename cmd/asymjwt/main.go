@@ -1,0 +1,191 @@
+// Command asymjwt makes keys, makes and checks asymjwt tokens, and shows the
+// library at work on loopback.
+//
+// Usage:
+//
+//	asymjwt keygen [-type ed25519|ecdsa|rsa] [-bits N] [-passphrase-file F] [-f] -o FILE
+//	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
+//	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
+//
+// keygen writes a private key in OpenSSH format to FILE (mode 0600,
+// encrypted when -passphrase-file is given) and its public half to FILE.pub
+// as an authorized_keys line. It makes Ed25519 keys unless told otherwise;
+// ECDSA keys are P-256 unless -bits is 384 or 521; RSA keys are 3072 bits
+// unless -bits says otherwise (2048 at least). It never overwrites a file
+// without -f.
+//
+// header prints one line, "JWT <token>", the value of an Authorization
+// header for user NAME, signed with a key file or a key held by ssh-agent
+// (SSH_AUTH_SOCK). With -url (and -method, GET by default) the token is
+// bound to that request. For an encrypted key the passphrase comes from
+// -passphrase-file (one trailing newline is not part of it) or is asked for
+// on the terminal.
+//
+// verify checks a token (an argument, or "-" for standard input, with or
+// without "JWT ") against the public keys in DIR/<username>.pub and prints
+// its claims as one JSON object. With -method or -url the token must be bound
+// to that request.
+//
+// Exit codes: 0 success, 1 the token did not verify, 2 a usage or input error (bad flags, an unreadable key file
+// or key directory, a missing passphrase).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Exit codes, part of the command line contract (DESIGN.md).
+const (
+	exitOK      = 0
+	exitInvalid = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+var commands = []command{
+	{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
+	{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
+	{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
+}
+
+// run runs the command line args (without the program name) and returns the
+// exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		topUsage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if name == "help" && len(args) > 1 {
+			return run([]string{args[1], "-h"}, stdin, stdout, stderr)
+		}
+		topUsage(stdout)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(args[1:], stdin, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "asymjwt: unknown command %q\n\n", name)
+	topUsage(stderr)
+	return exitUsage
+}
+
+func topUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: asymjwt <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Run "asymjwt <command> -h" for a command's flags.`)
+	fmt.Fprintln(w, "Exit codes: 0 success, 1 verification failed, 2 usage or input error.")
+}
+
+// newFlagSet returns a FlagSet for a subcommand that reports parse errors
+// to stderr and leaves printing the usage to parseArgs.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("asymjwt "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	return fs
+}
+
+// printUsage writes a subcommand's synopsis, description and flags to w.
+func printUsage(w io.Writer, fs *flag.FlagSet, synopsis, description string) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", synopsis, strings.TrimSpace(description))
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		fmt.Fprintln(w, "\nFlags:")
+		out := fs.Output()
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(out)
+	}
+}
+
+// parseArgs parses args with fs, allowing flags after positional arguments
+// ("verify TOKEN -keys DIR"); everything after "--" is positional. It
+// returns the positional arguments. For -h it prints the usage to stdout;
+// for a bad flag, the error (already printed by fs) and the usage to stderr.
+// The returned code is -1 when parsing succeeded.
+func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, usage func(io.Writer)) ([]string, int) {
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return nil, exitOK
+		}
+		if err != nil {
+			fmt.Fprintln(stderr)
+			usage(stderr)
+			return nil, exitUsage
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, -1
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), -1
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usageError reports a usage error: the message, then the usage, to stderr.
+func usageError(stderr io.Writer, name string, usage func(io.Writer), format string, args ...any) int {
+	fmt.Fprintf(stderr, "asymjwt %s: %s\n\n", name, fmt.Sprintf(format, args...))
+	usage(stderr)
+	return exitUsage
+}
+
+// inputError reports an input error (a file that cannot be read, a missing
+// passphrase): the message only.
+func inputError(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "asymjwt %s: %s\n", name, strings.TrimPrefix(err.Error(), "asymjwt: "))
+	return exitUsage
+}
+
+// readPassphraseFile reads a passphrase from path. One trailing newline (LF
+// or CRLF) is not part of the passphrase, as with openssl's "file:". The
+// caller clears the returned slice when done.
+func readPassphraseFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading passphrase file: %w", err)
+	}
+	p := data
+	if n := len(p); n > 0 && p[n-1] == '\n' {
+		p = p[:n-1]
+		if n := len(p); n > 0 && p[n-1] == '\r' {
+			p = p[:n-1]
+		}
+	}
+	if len(p) == 0 {
+		clear(data)
+		return nil, fmt.Errorf("passphrase file %s is empty", path)
+	}
+	return p, nil
+}

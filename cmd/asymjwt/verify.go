@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/asymjwt/asymjwt"
+)
+
+const verifySynopsis = "asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN"
+
+const verifyDescription = `
+Verifies TOKEN against the public keys of its user, DIR/<username>.pub (one
+file per user holding authorized_keys lines and/or PEM public keys), and
+prints its claims as one JSON object on standard output. TOKEN may be "-" to
+read it from standard input, with or without the leading "JWT ".
+
+With -method and/or -url the token must carry matching "htm"/"htu" claims (a
+token without them fails). Without them those claims are printed but not
+checked.
+
+Each run remembers nonces only for itself, so it cannot see that a token was
+used before: replays are refused by a long-running verifier (the library's
+Verifier and Middleware), not by this command.
+
+Exit codes: 0 the token is valid; 1 it is not (malformed, bad signature,
+unknown user, outside the time window, bound to another request), with the
+reason on standard error; 2 a usage or input error (such as an unreadable
+DIR).`
+
+// maxStdinToken bounds what is read from standard input; the verifier's own
+// limit is far below it, so a larger input is reported as too large.
+const maxStdinToken = 1 << 20
+
+func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("verify", stderr)
+	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub (required)")
+	method := fs.String("method", "", "require the token to be bound to the HTTP `METHOD` (htm)")
+	target := fs.String("url", "", "require the token to be bound to the request `URL` (htu: scheme, host and path)")
+	skew := fs.Duration("skew", asymjwt.DefaultMaxSkew, "largest accepted `DURATION` between the token's time and now")
+	usage := func(w io.Writer) { printUsage(w, fs, verifySynopsis, verifyDescription) }
+
+	rest, code := parseArgs(fs, args, stdout, stderr, usage)
+	if code >= 0 {
+		return code
+	}
+	switch {
+	case *keysDir == "":
+		return usageError(stderr, "verify", usage, "-keys DIR is required")
+	case len(rest) == 0:
+		return usageError(stderr, "verify", usage, "TOKEN is required (or - to read it from standard input)")
+	case len(rest) > 1:
+		return usageError(stderr, "verify", usage, "one TOKEN only; got %d arguments", len(rest))
+	case *skew <= 0:
+		return usageError(stderr, "verify", usage, "-skew %v: must be positive", *skew)
+	}
+	if *target != "" {
+		if err := checkTargetURL(*target); err != nil {
+			return usageError(stderr, "verify", usage, "%v", err)
+		}
+	}
+	token := rest[0]
+	if token == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, maxStdinToken))
+		if err != nil {
+			return inputError(stderr, "verify", fmt.Errorf("reading the token from standard input: %w", err))
+		}
+		token = string(data)
+	}
+
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, err := asymjwt.NewDirKeyStore(*keysDir, asymjwt.WithKeyStoreLogger(logger))
+	if err != nil {
+		return inputError(stderr, "verify", fmt.Errorf("-keys %s: %w", *keysDir, err))
+	}
+	verifier, err := asymjwt.NewVerifier(store,
+		asymjwt.WithMaxSkew(*skew),
+		// A fresh store: one run cannot know of earlier ones (see -h).
+		asymjwt.WithNonceStore(asymjwt.NewMemoryNonceStore()))
+	if err != nil {
+		return inputError(stderr, "verify", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := verifier.VerifyToken(ctx, token, *method, *target)
+	if errors.Is(err, asymjwt.ErrUnavailable) {
+		// The key store could not read the user's file: an input error.
+		return inputError(stderr, "verify", err)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "asymjwt verify: invalid token (%s): %s\n", asymjwt.ErrorKind(err), strings.TrimPrefix(err.Error(), "asymjwt: "))
+		return exitInvalid
+	}
+
+	var claims bytes.Buffer
+	if err := json.Compact(&claims, id.Claims); err != nil {
+		// The verifier parsed these claims as JSON already.
+		fmt.Fprintf(stderr, "asymjwt verify: invalid token (malformed): claims: %v\n", err)
+		return exitInvalid
+	}
+	claims.WriteByte('\n')
+	if _, err := stdout.Write(claims.Bytes()); err != nil {
+		return inputError(stderr, "verify", fmt.Errorf("writing the claims: %w", err))
+	}
+	if unchecked := uncheckedBinding(id.Claims, *method, *target); unchecked != "" {
+		fmt.Fprintf(stderr, "asymjwt verify: note: %s not checked (give -method and -url to check the binding)\n", unchecked)
+	}
+	return exitOK
+}
+
+// uncheckedBinding names the binding claims the token carries that were not
+// checked because -method or -url was not given.
+func uncheckedBinding(claims []byte, method, target string) string {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(claims, &c) != nil {
+		return ""
+	}
+	var names []string
+	if _, ok := c["htm"]; ok && method == "" {
+		names = append(names, "htm")
+	}
+	if _, ok := c["htu"]; ok && target == "" {
+		names = append(names, "htu")
+	}
+	return strings.Join(names, " and ")
+}
