@@ -188,3 +188,49 @@ func TestHeaderUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestHeaderAgent(t *testing.T) {
+	t.Parallel()
+	ed := verifytest.GenerateKey(t, verifytest.Ed25519)
+	ec := verifytest.GenerateKey(t, verifytest.ECDSAP256)
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	both := append(authorizedKeyLine(t, ed.Public, ed.Comment), authorizedKeyLine(t, ec.Public, ec.Comment)...)
+	if err := os.WriteFile(filepath.Join(keys, "bob.pub"), both, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	one := verifytest.NewAgent(t, ed)
+	withOne := cli{env: []string{"SSH_AUTH_SOCK=" + one.Socket}}
+	tok := withOne.run(t, "header", "-user", "bob", "-agent", "-url", "https://x/y").want(t, 0).token(t)
+	if kid := tokenHeader(t, tok)["kid"]; kid != ed.Fingerprint {
+		t.Fatalf("kid %v, want %s", kid, ed.Fingerprint)
+	}
+	runCLI(t, "verify", "-keys", keys, "-method", "GET", "-url", "https://x/y", tok).want(t, 0)
+	withOne.run(t, "header", "-user", "bob", "-agent", "-agent-key", "no-such-key").
+		want(t, 2, "no-such-key", ed.Fingerprint, ed.Comment)
+
+	two := verifytest.NewAgent(t, ed, ec)
+	withTwo := cli{env: []string{"SSH_AUTH_SOCK=" + two.Socket}}
+	r := withTwo.run(t, "header", "-user", "bob", "-agent").
+		want(t, 2, ed.Fingerprint, ed.Comment, ec.Fingerprint, ec.Comment)
+	if r.stdout != "" {
+		t.Fatalf("stdout: %q", r.stdout)
+	}
+	for _, sel := range []struct {
+		by  string
+		kid string
+	}{{ec.Comment, ec.Fingerprint}, {ed.Fingerprint, ed.Fingerprint}} {
+		tok := withTwo.run(t, "header", "-user", "bob", "-agent", "-agent-key", sel.by).want(t, 0).token(t)
+		if kid := tokenHeader(t, tok)["kid"]; kid != sel.kid {
+			t.Fatalf("-agent-key %s: kid %v, want %s", sel.by, kid, sel.kid)
+		}
+		runCLI(t, "verify", "-keys", keys, tok).want(t, 0)
+	}
+
+	// An agent that is gone.
+	gone := cli{env: []string{"SSH_AUTH_SOCK=" + filepath.Join(t.TempDir(), "gone.sock")}}
+	gone.run(t, "header", "-user", "bob", "-agent").want(t, 2, "ssh-agent")
+}
