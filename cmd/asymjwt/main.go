@@ -6,6 +6,7 @@
 //	asymjwt keygen [-type ed25519|ecdsa|rsa] [-bits N] [-passphrase-file F] [-f] -o FILE
 //	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
 //	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
+//	asymjwt demo
 //
 // keygen writes a private key in OpenSSH format to FILE (mode 0600,
 // encrypted when -passphrase-file is given) and its public half to FILE.pub
@@ -26,7 +27,12 @@
 // its claims as one JSON object. With -method or -url the token must be bound
 // to that request.
 //
-// Exit codes: 0 success, 1 the token did not verify, 2 a usage or input error (bad flags, an unreadable key file
+// demo starts a verifying server on 127.0.0.1, signs requests to it with a
+// key file and an in-process ssh-agent, shows a replayed and a stale token
+// refused, prints what happened and cleans up.
+//
+// Exit codes: 0 success, 1 the token did not verify (or the demo did not go
+// as expected), 2 a usage or input error (bad flags, an unreadable key file
 // or key directory, a missing passphrase).
 package main
 
@@ -61,6 +67,7 @@ var commands = []command{
 	{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
 	{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
 	{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
+	{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
 }
 
 // run runs the command line args (without the program name) and returns the

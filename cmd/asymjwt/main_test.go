@@ -162,7 +162,7 @@ func privateKeyLines(t *testing.T, path string) []string {
 
 func TestUsage(t *testing.T) {
 	t.Parallel()
-	r := runCLI(t).want(t, 2, "Usage: asymjwt <command>", "keygen", "header", "verify")
+	r := runCLI(t).want(t, 2, "Usage: asymjwt <command>", "keygen", "header", "verify", "demo")
 	if r.stdout != "" {
 		t.Fatalf("stdout: %s", r.stdout)
 	}
@@ -173,7 +173,7 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	runCLI(t, "frobnicate").want(t, 2, `unknown command "frobnicate"`, "Usage:")
-	for _, sub := range []string{"keygen", "header", "verify"} {
+	for _, sub := range []string{"keygen", "header", "verify", "demo"} {
 		for _, args := range [][]string{{sub, "-h"}, {"help", sub}} {
 			r := runCLI(t, args...).want(t, 0)
 			if !strings.HasPrefix(r.stdout, "Usage: asymjwt "+sub) {
