@@ -31,9 +31,9 @@
 //
 // This package lives in the asymjwt module itself rather than in a nested
 // module. With module graph pruning (go 1.17 and later), a program that
-// imports only the root package neither compiles nor links go-redis: the
-// dependency is listed in go.mod but only built for importers of this
-// package. A nested module would need replace directives during development
+// imports only the root package neither compiles nor links go-redis: the go
+// command reads go-redis's go.mod for version selection, and builds it only
+// for importers of this package. A nested module would need replace directives during development
 // and a version of its own to keep in step with the root package.
 package redisnonce
 
@@ -170,7 +170,10 @@ func (s *Store) Use(ctx context.Context, username, nonce string, ttl time.Durati
 // lost to a timeout or a dropped connection after Redis had done the SET):
 // only this call knows its mark.
 func (s *Store) setOnce(ctx context.Context, key, mark string, ttl time.Duration) error {
-	err := s.client.SetArgs(ctx, key, mark, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	// Built by hand rather than with SetArgs, which would switch to EX for a
+	// whole number of seconds: the command is exactly the documented one.
+	set := redis.NewStatusCmd(ctx, "set", key, mark, "nx", "px", ttl.Milliseconds())
+	err := s.client.Process(ctx, set)
 	if err == nil {
 		return nil
 	}

@@ -245,7 +245,7 @@ func TestUseConcurrent(t *testing.T) {
 // must recognise its own write and not report a replay.
 func TestUseRetriedSet(t *testing.T) {
 	srv := startRedis(t)
-	proxy := replyLosingProxy(t, srv.Addr, "\r\nNX\r\n")
+	proxy := replyLosingProxy(t, srv.Addr, "\r\nnx\r\n")
 	s := redisnonce.New(newClient(t, proxy))
 	if err := s.Use(t.Context(), "alice", "n1", time.Minute); err != nil {
 		t.Fatalf("first Use with its reply lost and retried = %v, want nil", err)
