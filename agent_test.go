@@ -14,8 +14,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,11 +280,12 @@ type sshAgentProcess struct {
 	once   sync.Once
 }
 
-// startSSHAgent starts `ssh-agent -D -a socket` and waits until it listens.
-// It is killed when the test ends.
-func startSSHAgent(t testing.TB, socket string) *sshAgentProcess {
+// startSSHAgent starts `ssh-agent -D -a socket`, with env added to its
+// environment, and waits until it listens. It is killed when the test ends.
+func startSSHAgent(t testing.TB, socket string, env ...string) *sshAgentProcess {
 	t.Helper()
 	cmd := exec.Command(testenv.LookPath(t, "ssh-agent"), "-D", "-a", socket)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -311,11 +314,12 @@ func (p *sshAgentProcess) kill() {
 	})
 }
 
-// sshAdd adds the key at path to the agent with ssh-add, non-interactively:
-// a passphrase comes from an SSH_ASKPASS script, stdin is /dev/null.
-func sshAdd(t testing.TB, socket, path, passphrase string) {
+// sshAdd adds the key at path to the agent with ssh-add and options,
+// non-interactively: a passphrase comes from an SSH_ASKPASS script, stdin is
+// /dev/null.
+func sshAdd(t testing.TB, socket, path, passphrase string, options ...string) {
 	t.Helper()
-	cmd := exec.Command(testenv.LookPath(t, "ssh-add"), path)
+	cmd := exec.Command(testenv.LookPath(t, "ssh-add"), append(options, path)...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+socket)
 	if passphrase != "" {
 		askpass := path + ".askpass"
@@ -787,6 +791,50 @@ func TestAgentContextDeadline(t *testing.T) {
 	}
 }
 
+// TestAgentOpenSSHConfirmTimeout uses a key added with `ssh-add -c`: the
+// agent asks its SSH_ASKPASS program to confirm each use, and this one takes
+// its time before saying no. The request's context bounds the wait.
+func TestAgentOpenSSHConfirmTimeout(t *testing.T) {
+	dir := agentSocketDir(t)
+	confirm := filepath.Join(dir, "confirm.sh")
+	if err := os.WriteFile(confirm, []byte("#!/bin/sh\nsleep 1\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := startSSHAgent(t, filepath.Join(dir, "agent.sock"),
+		"SSH_ASKPASS="+confirm, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0")
+	sshAdd(t, p.socket, sshKeygen(t, dir, agentSSHKey{name: "confirm", typ: "ed25519"}), "", "-c")
+	a, err := DialAgent(p.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	key, err := a.Key(t.Context(), "confirm")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const deadline = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+	start := time.Now()
+	sig, err := key.SignJWS(ctx, EdDSA, []byte("a.b"))
+	if elapsed := time.Since(start); elapsed > deadline+500*time.Millisecond {
+		t.Errorf("returned after %v, deadline %v", elapsed, deadline)
+	}
+	var ae *AgentError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ae) || sig != nil {
+		t.Fatalf("SignJWS = %x, %v; want a deadline error", sig, err)
+	}
+
+	// Given the time, the confirmation is refused: a typed error, and the
+	// request is not sent again (which would prompt again).
+	ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if sig, err := key.SignJWS(ctx, EdDSA, []byte("a.b")); !errors.Is(err, ErrAgentRefused) || sig != nil {
+		t.Fatalf("SignJWS = %x, %v; want ErrAgentRefused", sig, err)
+	}
+}
+
 func TestAgentRefusedIsNotRetried(t *testing.T) {
 	keys := agentTestKeys(t)[:2]
 	for _, how := range agentTransports {
@@ -1155,4 +1203,99 @@ func BenchmarkAgentSignBare(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkAgentWrapper measures what an Agent adds to an agent call with
+// the agent's own work taken out: an in-process agent that answers at once
+// with a canned Ed25519 signature, called directly ("bare") and through
+// Key.SignJWS.
+func BenchmarkAgentWrapper(b *testing.B) {
+	k := agentTestKeys(b)[0]
+	canned := &ssh.Signature{Format: ssh.KeyAlgoED25519, Blob: make([]byte, ed25519.SignatureSize)}
+	fake := &fakeAgent{ExtendedAgent: agentKeyring(b, k), sign: func(ssh.PublicKey, []byte, agent.SignatureFlags) (*ssh.Signature, error) {
+		return canned, nil
+	}}
+	key, err := NewAgent(fake).Key(b.Context(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(k.priv.Public())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("bare", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := fake.SignWithFlags(sshPub, benchSigningInput, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("background", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := key.SignJWS(context.Background(), EdDSA, benchSigningInput); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("deadline", func(b *testing.B) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := key.SignJWS(ctx, EdDSA, benchSigningInput); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// ExampleDialAgent signs requests with a key that stays in the user's
+// ssh-agent, chosen by its comment.
+func ExampleDialAgent() {
+	a, err := DialAgent("") // SSH_AUTH_SOCK
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	key, err := a.Key(context.Background(), "deploy@ci")
+	var choice *AgentKeyChoiceError
+	if errors.As(err, &choice) {
+		log.Fatal(err) // lists the fingerprints and comments on offer
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	signer, err := NewSigner("deploy", key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &Transport{Signer: signer}}
+	_ = client
+}
+
+// ExampleNewAgent uses an in-process agent, as tests do.
+func ExampleNewAgent() {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keyring := agent.NewKeyring().(agent.ExtendedAgent)
+	keyring.Add(agent.AddedKey{PrivateKey: priv, Comment: "example"})
+
+	a := NewAgent(keyring)
+	key, err := a.Key(context.Background(), "") // the only key
+	if err != nil {
+		log.Fatal(err)
+	}
+	signer, err := NewSigner("alice", key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tok, err := signer.Sign(context.Background(), nil)
+	fmt.Println(strings.Count(tok, "."), signer.Algorithm(), err)
+
+	_, err = a.Key(context.Background(), "other")
+	fmt.Println(errors.Is(err, ErrAgentKeyNotFound))
+	// Output:
+	// 2 EdDSA <nil>
+	// true
 }
