@@ -60,6 +60,9 @@ type LineError struct {
 }
 
 func (e *LineError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("asymjwt: key line %d skipped", e.Line)
+	}
 	return fmt.Sprintf("asymjwt: key line %d: %s", e.Line, strings.TrimPrefix(e.Err.Error(), "asymjwt: "))
 }
 
