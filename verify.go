@@ -216,11 +216,16 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 // claim; when empty, that claim is not checked ([WithRequireBinding] still
 // requires it to be present). The nonce is used up as in [Verifier.Verify].
 func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
-	if len(tok) > v.maxSize {
+	// The same bound as a header's, before any other work.
+	if len(tok) > v.maxSize+len("JWT ") {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(tok))
 	}
-	if scheme, rest, ok := strings.Cut(strings.TrimSpace(tok), " "); ok && strings.EqualFold(scheme, "JWT") {
-		tok = rest
+	tok = strings.TrimSpace(tok)
+	if scheme, rest, ok := strings.Cut(tok, " "); ok && strings.EqualFold(scheme, "JWT") {
+		tok = strings.TrimSpace(rest)
+	}
+	if len(tok) > v.maxSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(tok))
 	}
 	htu := ""
 	if target != "" {
@@ -229,7 +234,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) 
 			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, target)
 		}
 	}
-	return v.verify(ctx, strings.TrimSpace(tok), method, htu, true)
+	return v.verify(ctx, tok, method, htu, true)
 }
 
 // tokenFromHeader finds the token in the Authorization header, checking its
