@@ -327,7 +327,7 @@ func (s *MemoryKeyStore) Remove(username string) {
 
 // PublicKeys returns a copy of username's keys, or nil for an unknown user.
 // It never fails.
-func (s *MemoryKeyStore) PublicKeys(_ context.Context, username string) ([]PublicKey, error) {
+func (s *MemoryKeyStore) PublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return slices.Clone(s.users[username]), nil

@@ -120,8 +120,10 @@ var errNonceTTL = errors.New("asymjwt: nonce ttl must be positive")
 
 // Use records the first use of (username, nonce) for ttl. It returns nil the
 // first time, [ErrReplay] while the entry lives, and an error wrapping
-// [ErrUnavailable] when the store is full.
-func (s *MemoryNonceStore) Use(_ context.Context, username, nonce string, ttl time.Duration) error {
+// [ErrUnavailable] when the store is full. A ttl that is not positive is
+// refused with an error. ctx is not consulted: Use waits for nothing but a
+// shard's lock.
+func (s *MemoryNonceStore) Use(ctx context.Context, username, nonce string, ttl time.Duration) error {
 	if ttl <= 0 {
 		return errNonceTTL
 	}
