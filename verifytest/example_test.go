@@ -42,7 +42,9 @@ func ExampleNewServer() {
 	// GET /invoices authorized=false user="" kind="no_token"
 }
 
-// A server whose clock runs ahead refuses a client's tokens as stale.
+// A server whose clock runs ahead refuses a client's tokens as stale; a
+// client from asymjwt.NewClient learns the offset from the refusal and tries
+// once more.
 func ExampleWithClockOffset() {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key, _ := asymjwt.KeyFromSigner(priv)
@@ -54,7 +56,14 @@ func ExampleWithClockOffset() {
 
 	resp, _ := srv.SignedClient(signer).Get(srv.URL + "/")
 	resp.Body.Close()
-	fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	fmt.Println(resp.Status)
+	for _, r := range srv.Requests() {
+		fmt.Printf("authorized=%v kind=%q\n", r.Authorized, r.Kind)
+	}
+	fmt.Println("learned offset about 90s:", signer.ClockOffset() > 85*time.Second && signer.ClockOffset() < 95*time.Second)
 	// Output:
-	// 401 JWT error="stale"
+	// 200 OK
+	// authorized=false kind="stale"
+	// authorized=true kind=""
+	// learned offset about 90s: true
 }

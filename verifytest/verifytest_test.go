@@ -67,6 +67,7 @@ func TestServerOptions(t *testing.T) {
 		kind   string
 	}{
 		{"clock 60s ahead: stale", []Option{WithClockOffset(time.Minute)}, nil, "stale"},
+		{"clock 60s behind: stale", []Option{WithClockOffset(-time.Minute)}, nil, "stale"},
 		{"clock 60s ahead, client corrected", []Option{WithClockOffset(time.Minute)}, []asymjwt.SignerOption{asymjwt.WithClock(func() time.Time { return time.Now().Add(time.Minute) })}, ""},
 		{"binding required, unbound token", []Option{WithRequireBinding()}, []asymjwt.SignerOption{asymjwt.WithoutBinding()}, "binding"},
 		{"binding required, bound token", []Option{WithRequireBinding()}, nil, ""},
@@ -79,7 +80,10 @@ func TestServerOptions(t *testing.T) {
 			srv := NewServer(tt.opts...)
 			defer srv.Close()
 			srv.AddKeyFile("svc", kp.PublicFile)
-			resp, err := srv.SignedClient(kp.Signer(t, "svc", tt.signer...)).Get(srv.URL + "/x")
+			// Without skew correction, so the server's first answer is what is seen.
+			client := asymjwt.NewClient(kp.Signer(t, "svc", tt.signer...),
+				asymjwt.WithBaseTransport(srv.Transport()), asymjwt.WithoutSkewCorrection())
+			resp, err := client.Get(srv.URL + "/x")
 			if err != nil {
 				t.Fatal(err)
 			}
