@@ -178,18 +178,26 @@ func digest(alg Algorithm, msg []byte, buf *[64]byte) []byte {
 // derToJWS converts an ASN.1 DER ECDSA signature, as crypto.Signer returns
 // it, to the fixed-width r||s form of RFC 7518 §3.4.
 func derToJWS(der []byte, size int) ([]byte, error) {
+	out := make([]byte, 2*size)
+	if !putDERAsJWS(out, der) {
+		return nil, errMalformedECDSA
+	}
+	return out, nil
+}
+
+// putDERAsJWS writes the ASN.1 DER ECDSA signature der into out as r||s,
+// each half len(out)/2 bytes wide, and reports whether der was well formed.
+func putDERAsJWS(out, der []byte) bool {
 	var seq, r, s cryptobyte.String
 	in := cryptobyte.String(der)
 	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
 		!seq.ReadASN1(&r, asn1.INTEGER) || !seq.ReadASN1(&s, asn1.INTEGER) || !seq.Empty() ||
 		len(r) == 0 || len(s) == 0 || r[0]&0x80 != 0 || s[0]&0x80 != 0 {
-		return nil, errMalformedECDSA
+		return false
 	}
-	out := make([]byte, 2*size)
-	if !putFixed(out[:size], r) || !putFixed(out[size:], s) {
-		return nil, errMalformedECDSA
-	}
-	return out, nil
+	size := len(out) / 2
+	clear(out)
+	return putFixed(out[:size], r) && putFixed(out[size:], s)
 }
 
 var errMalformedECDSA = errors.New("asymjwt: malformed ECDSA signature from signer")

@@ -2,6 +2,8 @@ package asymjwt
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -35,6 +37,11 @@ type Signer struct {
 	now    func() time.Time
 	bind   bool
 	offset atomic.Int64 // learned clock skew in nanoseconds, added to now()
+
+	// For keys this package loaded itself, the private key, so Sign can
+	// sign without the Key interface and build the token on the stack.
+	edKey ed25519.PrivateKey
+	ecKey *ecdsa.PrivateKey
 }
 
 // SignerOption configures a [Signer].
@@ -167,6 +174,14 @@ func NewSigner(username string, key Key, opts ...SignerOption) (*Signer, error) 
 		bind:      !cfg.nobind,
 		maxSigLen: maxSignatureLen(pub),
 	}
+	if sk, ok := key.(*signerKey); ok {
+		switch k := sk.signer.(type) {
+		case ed25519.PrivateKey:
+			s.edKey = k
+		case *ecdsa.PrivateKey:
+			s.ecKey = k
+		}
+	}
 	s.claimsHead = append(s.claimsHead, `{"username":`...)
 	s.claimsHead = appendJSONString(s.claimsHead, username)
 	s.claimsHead = append(s.claimsHead, `,"time":`...)
@@ -264,16 +279,62 @@ func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
 	c = append(c, s.extra...)
 	c = append(c, '}')
 
+	switch {
+	case s.edKey != nil:
+		return s.signEd25519(c), nil
+	case s.ecKey != nil:
+		return s.signECDSA(c)
+	}
 	enc := base64.RawURLEncoding
 	tok := make([]byte, 0, len(s.prefix)+enc.EncodedLen(len(c))+1+enc.EncodedLen(s.maxSigLen))
 	tok = append(tok, s.prefix...)
 	tok = enc.AppendEncode(tok, c)
-	sig, err := s.key.SignJWS(ctx, s.alg, tok)
+	// Capped, so a Key that appends to its input cannot write into tok.
+	sig, err := s.key.SignJWS(ctx, s.alg, tok[:len(tok):len(tok)])
 	if err != nil {
 		return "", fmt.Errorf("asymjwt: signing token for %q: %w", s.username, err)
 	}
 	tok = append(tok, '.')
 	tok = enc.AppendEncode(tok, sig)
+	return string(tok), nil
+}
+
+// tokenBufSize fits the usual token on the stack; longer ones spill to the
+// heap through append.
+const tokenBufSize = 768
+
+// signEd25519 finishes a token for an in-process Ed25519 key: the same
+// signature [signerKey.SignJWS] makes, without its allocations.
+func (s *Signer) signEd25519(claims []byte) string {
+	enc := base64.RawURLEncoding
+	var buf [tokenBufSize]byte
+	tok := append(buf[:0], s.prefix...)
+	tok = enc.AppendEncode(tok, claims)
+	sig := ed25519.Sign(s.edKey, tok)
+	tok = append(tok, '.')
+	tok = enc.AppendEncode(tok, sig)
+	return string(tok)
+}
+
+// signECDSA finishes a token for an in-process ECDSA key, as
+// [signerKey.SignJWS] would.
+func (s *Signer) signECDSA(claims []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	var buf [tokenBufSize]byte
+	tok := append(buf[:0], s.prefix...)
+	tok = enc.AppendEncode(tok, claims)
+	var d [64]byte
+	der, err := ecdsa.SignASN1(rand.Reader, s.ecKey, digest(s.alg, tok, &d))
+	if err != nil {
+		return "", fmt.Errorf("asymjwt: signing token for %q: asymjwt: signing with %s: %w", s.username, s.alg, err)
+	}
+	var sig [2 * 66]byte
+	jws := sig[:2*ecdsaSize(s.alg)]
+	if !putDERAsJWS(jws, der) {
+		return "", fmt.Errorf("asymjwt: signing token for %q: %w", s.username, errMalformedECDSA)
+	}
+	tok = append(tok, '.')
+	tok = enc.AppendEncode(tok, jws)
 	return string(tok), nil
 }
 

@@ -776,3 +776,69 @@ func FuzzAppendJSONString(f *testing.F) {
 	}
 	f.Fuzz(checkAppendJSONString)
 }
+
+// TestSignPaths signs with keys this package loaded (signed in Sign itself,
+// on the stack) and with the same keys behind an opaque crypto.Signer
+// (through the Key interface): both must give tokens golang-jwt accepts,
+// short and longer than the stack buffer, and ECDSA halves with leading
+// zero bytes must keep their width (TestDERToJWS checks that exactly).
+func TestSignPaths(t *testing.T) {
+	long := map[string]any{"blob": strings.Repeat("x", 2*tokenBufSize)}
+	tests := []struct {
+		file   string
+		alg    Algorithm
+		direct bool
+	}{
+		{"openssh_ed25519", EdDSA, true},
+		{"sec1_p256.pem", ES256, true},
+		{"openssh_p384", ES384, true},
+		{"pkcs8_p521.pem", ES512, true},
+		{"pkcs1_rsa2048.pem", RS512, false},
+	}
+	for _, tt := range tests {
+		key := loadTestKey(t, tt.file)
+		opaque, err := KeyFromSigner(kmsSigner{key.(*signerKey).signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []struct {
+			name   string
+			key    Key
+			direct bool
+		}{{"loaded", key, tt.direct}, {"opaque", opaque, false}} {
+			for _, size := range []string{"short", "long"} {
+				t.Run(tt.file+"/"+k.name+"/"+size, func(t *testing.T) {
+					opts := []SignerOption{WithClock(signerTestClock)}
+					if size == "long" {
+						opts = append(opts, WithClaims(long))
+					}
+					s, err := NewSigner("alice", k.key, opts...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if direct := s.edKey != nil || s.ecKey != nil; direct != k.direct {
+						t.Fatalf("signs in process: %v, want %v", direct, k.direct)
+					}
+					n := 200 // a leading zero half in about 4 of 5 runs
+					switch {
+					case tt.alg == RS512 || size == "long":
+						n = 3
+					case tt.alg == ES384 || tt.alg == ES512:
+						n = 40
+					}
+					req, _ := http.NewRequest("GET", "https://api.example.com/x", nil)
+					for range n {
+						tok, err := s.Sign(context.Background(), req)
+						if err != nil {
+							t.Fatal(err)
+						}
+						claims := verifyWithGolangJWT(t, tok, key.Public(), tt.alg)
+						if size == "long" && claims["blob"] != long["blob"] {
+							t.Fatal("long claim lost")
+						}
+					}
+				})
+			}
+		}
+	}
+}
