@@ -569,7 +569,7 @@ func (e *AgentKeyChoiceError) Error() string {
 	b.WriteString("asymjwt: ssh-agent: ")
 	switch {
 	case e.Err == ErrAgentKeyAmbiguous && e.Selector == "":
-		fmt.Fprintf(&b, "%d keys and none chosen; choose one by fingerprint or comment", len(e.Choices))
+		fmt.Fprintf(&b, "the agent holds %d keys and none was chosen; choose one by fingerprint or comment", len(e.Choices))
 	case e.Err == ErrAgentKeyAmbiguous:
 		fmt.Fprintf(&b, "%d keys match %q; choose one by fingerprint", len(e.Choices), e.Selector)
 	case len(e.Choices) == 0:
