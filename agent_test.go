@@ -1177,7 +1177,7 @@ func BenchmarkAgentSign(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			ctx, cancel := bm.ctx()
 			defer cancel()
-			agentBenchLoop(b, func() {
+			loopCPU(b, func() {
 				if _, err := key.SignJWS(ctx, EdDSA, benchSigningInput); err != nil {
 					b.Fatal(err)
 				}
@@ -1200,31 +1200,11 @@ func BenchmarkAgentSignBare(b *testing.B) {
 	if err != nil || len(keys) != 1 {
 		b.Fatal(keys, err)
 	}
-	agentBenchLoop(b, func() {
+	loopCPU(b, func() {
 		if _, err := client.Sign(keys[0], benchSigningInput); err != nil {
 			b.Fatal(err)
 		}
 	})
-}
-
-// agentBenchLoop runs op in a b.Loop and reports allocations and cpu-ns/op,
-// this process's CPU time per op (the client's side of the exchange). On a
-// busy machine wall time also counts waiting for a core; CPU time does not.
-func agentBenchLoop(b *testing.B, op func()) {
-	b.ReportAllocs()
-	start := agentBenchCPU(b)
-	for b.Loop() {
-		op()
-	}
-	b.ReportMetric(float64(agentBenchCPU(b)-start)/float64(b.N), "cpu-ns/op")
-}
-
-func agentBenchCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkAgentWrapper measures what an Agent adds to an agent call with

@@ -333,9 +333,12 @@ func unquote(quoted []byte) []byte {
 	return out
 }
 
+// isJSONString reports whether a scanned member value is a string.
+func isJSONString(value []byte) bool { return len(value) >= 2 && value[0] == '"' }
+
 // jsonString returns the value of a JSON string member (already scanned).
 func jsonString(value []byte) (string, bool) {
-	if len(value) < 2 || value[0] != '"' {
+	if !isJSONString(value) {
 		return "", false
 	}
 	return string(unquote(value)), true

@@ -1,5 +1,3 @@
-//go:build unix
-
 package asymjwt
 
 import (
@@ -15,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,25 +34,6 @@ import (
 // Besides ns/op (wall time) each reports cpu-ns/op, the CPU time of the
 // whole process per operation (GC workers included). On a shared machine
 // wall time also counts waiting for a core, so compare cpu-ns/op there.
-// (Getrusage is why this file is unix only.)
-
-// loopCPU runs op in a b.Loop and reports allocations and cpu-ns/op.
-func loopCPU(b *testing.B, op func()) {
-	b.ReportAllocs()
-	start := processCPUTime()
-	for b.Loop() {
-		op()
-	}
-	b.ReportMetric(float64(processCPUTime()-start)/float64(b.N), "cpu-ns/op")
-}
-
-func processCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 var signBenchKeys = []struct {
 	name string

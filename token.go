@@ -23,14 +23,15 @@ type token struct {
 	signature    []byte
 	claimsJSON   []byte
 
-	alg string
-	kid string
+	// Views into the decoded header and claims, compared without copying.
+	alg []byte
+	kid []byte
 
 	username string
 	time     float64
 	nonce    string // the store key: the string, or a number's JSON text
 
-	htm, htu       string
+	htm, htu       []byte
 	hasHTM, hasHTU bool
 
 	exp, nbf, iat          float64
@@ -43,11 +44,16 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // parseToken splits and decodes a compact JWS (RFC 7515 §7.1) and reads its
 // header and claims. The size was checked by the caller.
-func parseToken(s string) (*token, error) {
+func parseToken(s string, t *token) error {
 	i := strings.IndexByte(s, '.')
-	j := strings.LastIndexByte(s, '.')
-	if i <= 0 || j <= i+1 || j == len(s)-1 || strings.IndexByte(s[i+1:j], '.') >= 0 {
-		return nil, fmt.Errorf("%w: not three non-empty segments", ErrMalformed)
+	j := -1
+	if i > 0 {
+		if k := strings.IndexByte(s[i+1:], '.'); k > 0 {
+			j = i + 1 + k
+		}
+	}
+	if j < 0 || j == len(s)-1 || strings.IndexByte(s[j+1:], '.') >= 0 {
+		return fmt.Errorf("%w: not three non-empty segments", ErrMalformed)
 	}
 	// One allocation holds the encoded token and, after it, the decoded
 	// segments.
@@ -57,28 +63,23 @@ func parseToken(s string) (*token, error) {
 	buf = buf[len(s):]
 	hn, err := b64.Decode(buf, hdr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header is not base64url", ErrMalformed)
+		return fmt.Errorf("%w: header is not base64url", ErrMalformed)
 	}
 	cn, err := b64.Decode(buf[hn:], cl)
 	if err != nil {
-		return nil, fmt.Errorf("%w: claims are not base64url", ErrMalformed)
+		return fmt.Errorf("%w: claims are not base64url", ErrMalformed)
 	}
 	sn, err := b64.Decode(buf[hn+cn:], sig)
 	if err != nil {
-		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+		return fmt.Errorf("%w: signature is not base64url", ErrMalformed)
 	}
-	t := &token{
-		signingInput: s[:j],
-		claimsJSON:   buf[hn : hn+cn : hn+cn],
-		signature:    buf[hn+cn : hn+cn+sn : hn+cn+sn],
-	}
+	t.signingInput = s[:j]
+	t.claimsJSON = buf[hn : hn+cn : hn+cn]
+	t.signature = buf[hn+cn : hn+cn+sn : hn+cn+sn]
 	if err := t.readHeader(buf[:hn]); err != nil {
-		return nil, err
+		return err
 	}
-	if err := t.readClaims(t.claimsJSON); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return t.readClaims(t.claimsJSON)
 }
 
 func (t *token) readHeader(data []byte) error {
@@ -86,22 +87,20 @@ func (t *token) readHeader(data []byte) error {
 	err := scanObject(data, func(name, value []byte) error {
 		switch string(name) {
 		case "alg":
-			alg, ok := jsonString(value)
-			if !ok {
+			if !isJSONString(value) {
 				return fmt.Errorf("%w: alg is not a string", ErrBadAlgorithm)
 			}
-			t.alg, hasAlg = alg, true
+			t.alg, hasAlg = unquote(value), true
 		case "typ":
 			typ, ok := jsonString(value)
 			if !ok || !strings.EqualFold(typ, "JWT") {
 				return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
 			}
 		case "kid":
-			kid, ok := jsonString(value)
-			if !ok {
+			if !isJSONString(value) {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)
 			}
-			t.kid = kid
+			t.kid = unquote(value)
 		case "crit", "jku", "jwk", "x5u", "x5c":
 			// Keys from elsewhere are never fetched or trusted (RFC 8725
 			// §3.10), and no extension is understood (RFC 7515 §4.1.11).
@@ -168,15 +167,15 @@ func (t *token) readClaims(data []byte) error {
 			}
 			hasNonce = true
 		case "htm":
-			if t.htm, ok = jsonString(value); !ok {
+			if !isJSONString(value) {
 				return fmt.Errorf("%w: htm is not a string", ErrBadClaims)
 			}
-			t.hasHTM = true
+			t.htm, t.hasHTM = unquote(value), true
 		case "htu":
-			if t.htu, ok = jsonString(value); !ok {
+			if !isJSONString(value) {
 				return fmt.Errorf("%w: htu is not a string", ErrBadClaims)
 			}
-			t.hasHTU = true
+			t.htu, t.hasHTU = unquote(value), true
 		case "exp", "nbf", "iat":
 			f, ok := jsonNumber(value)
 			if !ok {

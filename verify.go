@@ -255,7 +255,18 @@ func (v *Verifier) tokenFromHeader(h http.Header) (string, error) {
 	if !strings.EqualFold(scheme, "JWT") {
 		return "", ErrNoToken
 	}
-	return strings.Trim(tok, " \t"), nil
+	return trimOWS(tok), nil
+}
+
+// trimOWS trims spaces and tabs (RFC 9110 OWS) from both ends of s.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // requestHTU is the htu a token for r must carry.
@@ -274,13 +285,13 @@ func (v *Verifier) requestHTU(r *http.Request) string {
 // algorithm from the stored key, signature, time, binding, and last the
 // nonce, so only signed tokens reach the nonce store.
 func (v *Verifier) verify(ctx context.Context, raw, method, htu string, strictBinding bool) (*Identity, error) {
-	t, err := parseToken(raw)
-	if err != nil {
+	var t token
+	if err := parseToken(raw, &t); err != nil {
 		return nil, err
 	}
-	alg := Algorithm(t.alg)
-	if !v.algAllowed(alg) {
-		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(t.alg))
+	alg, ok := v.algorithm(t.alg)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(string(t.alg)))
 	}
 	keys, err := v.keys.PublicKeys(ctx, t.username)
 	if err != nil {
@@ -289,19 +300,19 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu string, strictBi
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, t.username)
 	}
-	key, err := verifySignature(t, alg, keys)
+	key, err := verifySignature(&t, alg, keys)
 	if err != nil {
 		return nil, fmt.Errorf("%w (user %q)", err, t.username)
 	}
 
 	now := v.now()
-	if err := v.checkTime(t, now); err != nil {
+	if err := v.checkTime(&t, now); err != nil {
 		return nil, err
 	}
-	if err := v.checkAudience(t); err != nil {
+	if err := v.checkAudience(&t); err != nil {
 		return nil, err
 	}
-	if err := v.checkBinding(t, method, htu, strictBinding); err != nil {
+	if err := v.checkBinding(&t, method, htu, strictBinding); err != nil {
 		return nil, err
 	}
 	// Remember the nonce until the token can no longer pass checkTime, with
@@ -327,15 +338,15 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu string, strictBi
 	}, nil
 }
 
-func (v *Verifier) algAllowed(alg Algorithm) bool {
-	if v.algs != nil {
-		return v.algs[alg]
+// algorithm maps a token's "alg" to one of ours (exactly, without case
+// folding) and reports whether it is allowed.
+func (v *Verifier) algorithm(name []byte) (Algorithm, bool) {
+	for _, alg := range [...]Algorithm{RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA} {
+		if string(name) == string(alg) {
+			return alg, v.algs == nil || v.algs[alg]
+		}
 	}
-	switch alg {
-	case RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA:
-		return true
-	}
-	return false
+	return "", false
 }
 
 // verifySignature tries the user's keys: the one the kid names, if any,
@@ -343,9 +354,9 @@ func (v *Verifier) algAllowed(alg Algorithm) bool {
 // so the algorithm comes from the stored key, not from the token.
 func verifySignature(t *token, alg Algorithm, keys []PublicKey) (PublicKey, error) {
 	candidates := keys
-	if t.kid != "" {
+	if len(t.kid) > 0 {
 		for i := range keys {
-			if keys[i].Fingerprint == t.kid {
+			if keys[i].Fingerprint == string(t.kid) {
 				candidates = keys[i : i+1]
 				break
 			}
@@ -423,12 +434,12 @@ func (v *Verifier) checkBinding(t *token, method, htu string, strict bool) error
 	if v.requireBnd && (!t.hasHTM || !t.hasHTU) {
 		return fmt.Errorf("%w: htm and htu are required", ErrBinding)
 	}
-	if method != "" && (t.hasHTM || strict) && t.htm != method {
+	if method != "" && (t.hasHTM || strict) && string(t.htm) != method {
 		return fmt.Errorf("%w: method", ErrBinding)
 	}
-	if htu != "" && (t.hasHTU || strict) && t.htu != htu {
+	if htu != "" && (t.hasHTU || strict) && string(t.htu) != htu {
 		// Only a client that normalises differently needs the slow path.
-		if got, ok := normalizeHTU(t.htu); !ok || got != htu {
+		if got, ok := normalizeHTU(string(t.htu)); !ok || got != htu {
 			return fmt.Errorf("%w: URL", ErrBinding)
 		}
 	}
