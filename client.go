@@ -9,11 +9,6 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// ErrRedirectRefused is returned (inside a *url.Error) by the clients of
-// [NewClient] and [NewRetryClient] when a server redirects to another scheme
-// or host that [WithAllowedHosts] does not name.
-var ErrRedirectRefused = errors.New("asymjwt: redirect to another host refused")
-
 // ClientOption configures [NewClient] and [NewRetryClient].
 type ClientOption func(*clientConfig)
 

@@ -133,13 +133,6 @@ var (
 	ErrUnavailable = errors.New("asymjwt: cannot verify now")
 )
 
-// Errors of the key and nonce stores.
-var (
-	// ErrNotKeyDir means the path given to [NewDirKeyStore] is not a
-	// readable directory.
-	ErrNotKeyDir = errors.New("asymjwt: not a readable key directory")
-)
-
 // Errors about keys held by an ssh-agent (see [Agent]). Requests to an agent
 // fail with an [*AgentError] wrapping one of them, or the request context's
 // error; key selection fails with an [*AgentKeyChoiceError].
@@ -168,4 +161,17 @@ var (
 	// ErrAgentKeyAmbiguous means several keys in the agent match, or the
 	// agent holds several keys and none was chosen.
 	ErrAgentKeyAmbiguous = errors.New("asymjwt: several matching keys in ssh-agent")
+)
+
+// Errors of the key stores and of the clients.
+var (
+	// ErrNotKeyDir means the path given to [NewDirKeyStore] is not a
+	// readable directory.
+	ErrNotKeyDir = errors.New("asymjwt: not a readable key directory")
+
+	// ErrRedirectRefused is returned (inside a *url.Error) by the clients of
+	// [NewClient] and [NewRetryClient] when a server redirects to another
+	// scheme or host that [WithAllowedHosts] does not name, or from https to
+	// http.
+	ErrRedirectRefused = errors.New("asymjwt: redirect to another host refused")
 )
