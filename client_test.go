@@ -172,8 +172,12 @@ func TestClockSkewCorrection(t *testing.T) {
 		if strings.Join(kinds, ",") != "stale,," {
 			t.Fatalf("server saw %q, want stale then two successes", kinds)
 		}
-		if off := signer.ClockOffset(); off < 58*time.Second || off > 62*time.Second {
+		tr := client.Transport.(*asymjwt.Transport)
+		if off := tr.ClockOffset(hostOf(srv.URL)); off < 58*time.Second || off > 62*time.Second {
 			t.Fatalf("learned offset %v, want about 60s", off)
+		}
+		if signer.ClockOffset() != 0 {
+			t.Fatal("the Signer's own offset changed: it would shift tokens for every host")
 		}
 		if string(srv.Requests()[1].Body) != "body" {
 			t.Fatal("the retry lost the body")
@@ -192,7 +196,7 @@ func TestClockSkewCorrection(t *testing.T) {
 		if resp.StatusCode != 401 || len(srv.Requests()) != 1 {
 			t.Fatalf("status %d after %d requests", resp.StatusCode, len(srv.Requests()))
 		}
-		if signer.ClockOffset() == 0 {
+		if client.Transport.(*asymjwt.Transport).ClockOffset(hostOf(srv.URL)) == 0 {
 			t.Fatal("offset not learned for later requests")
 		}
 	})
@@ -205,8 +209,9 @@ func TestClockSkewCorrection(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 401 || len(srv.Requests()) != 1 || signer.ClockOffset() != 0 {
-			t.Fatalf("status %d, %d requests, offset %v", resp.StatusCode, len(srv.Requests()), signer.ClockOffset())
+		off := client.Transport.(*asymjwt.Transport).ClockOffset(hostOf(srv.URL))
+		if resp.StatusCode != 401 || len(srv.Requests()) != 1 || off != 0 {
+			t.Fatalf("status %d, %d requests, offset %v", resp.StatusCode, len(srv.Requests()), off)
 		}
 	})
 }
@@ -227,22 +232,27 @@ func staleServer(date string) http.Handler {
 func TestClockSkewIgnoresUnusableAnswers(t *testing.T) {
 	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
 	for name, date := range map[string]string{
-		"no Date":      "",
-		"garbage Date": "yesterday-ish",
-		"Date agrees":  time.Now().UTC().Format(http.TimeFormat),
+		"no Date":               "",
+		"garbage Date":          "yesterday-ish",
+		"Date agrees":           time.Now().UTC().Format(http.TimeFormat),
+		"Date an hour ahead":    time.Now().Add(time.Hour).UTC().Format(http.TimeFormat),
+		"Date a day behind":     time.Now().Add(-24 * time.Hour).UTC().Format(http.TimeFormat),
+		"Date a year ahead":     time.Now().Add(365 * 24 * time.Hour).UTC().Format(http.TimeFormat),
+		"Date before the epoch": "Mon, 01 Jan 1900 00:00:00 GMT",
 	} {
 		t.Run(name, func(t *testing.T) {
 			var hits atomic.Int32
 			h := staleServer(date)
 			srv := newCountingServer(t, &hits, h)
-			signer := kp.Signer(t, "svc")
-			resp, err := asymjwt.NewClient(signer).Get(srv + "/")
+			client := asymjwt.NewClient(kp.Signer(t, "svc"))
+			resp, err := client.Get(srv + "/")
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != 401 || hits.Load() != 1 || signer.ClockOffset() != 0 {
-				t.Fatalf("status %d, %d requests, offset %v", resp.StatusCode, hits.Load(), signer.ClockOffset())
+			off := client.Transport.(*asymjwt.Transport).ClockOffset(hostOf(srv))
+			if resp.StatusCode != 401 || hits.Load() != 1 || off != 0 {
+				t.Fatalf("status %d, %d requests, offset %v", resp.StatusCode, hits.Load(), off)
 			}
 		})
 	}
@@ -250,7 +260,7 @@ func TestClockSkewIgnoresUnusableAnswers(t *testing.T) {
 		var hits atomic.Int32
 		srv := newCountingServer(t, &hits, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// A server whose clock jumps on every request.
-			staleServer(time.Now().Add(time.Duration(hits.Load())*time.Hour).UTC().Format(http.TimeFormat)).ServeHTTP(w, r)
+			staleServer(time.Now().Add(time.Duration(hits.Load())*2*time.Minute).UTC().Format(http.TimeFormat)).ServeHTTP(w, r)
 		}))
 		resp, err := asymjwt.NewClient(kp.Signer(t, "svc")).Get(srv + "/")
 		if err != nil {
@@ -341,3 +351,60 @@ func newCountingServer(t *testing.T, hits *atomic.Int32, h http.Handler) string 
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestClockSkewIsPerHost: what one server's Date teaches shifts only the
+// tokens sent to that server.
+func TestClockSkewIsPerHost(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	ahead := verifytest.NewServer(verifytest.WithClockOffset(90 * time.Second))
+	defer ahead.Close()
+	ahead.AddKey("svc", kp.Public)
+	onTime := verifytest.NewServer()
+	defer onTime.Close()
+	onTime.AddKey("svc", kp.Public)
+
+	client := asymjwt.NewClient(kp.Signer(t, "svc"))
+	for _, srv := range []*verifytest.Server{ahead, onTime, ahead, onTime} {
+		resp, err := client.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", srv.URL, resp.StatusCode)
+		}
+	}
+	if n := len(onTime.Requests()); n != 2 {
+		t.Fatalf("the on-time server saw %d requests, want 2 (no stale retries)", n)
+	}
+	if n := len(ahead.Requests()); n != 3 {
+		t.Fatalf("the server ahead saw %d requests, want 3 (one stale, then two good)", n)
+	}
+}
+
+// TestBrokenRedirectChainIsNotSigned: a hop whose origin cannot be found
+// (a Base that leaves Response.Request unset) goes unsigned.
+func TestBrokenRedirectChainIsNotSigned(t *testing.T) {
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	var got []string
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = append(got, r.URL.Host+" "+r.Header.Get("Authorization"))
+		if r.URL.Host == "a.example" {
+			return &http.Response{StatusCode: 302, Header: http.Header{"Location": {"http://evil.example/"}}, Body: http.NoBody}, nil
+		}
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})
+	client := &http.Client{Transport: &asymjwt.Transport{Signer: kp.Signer(t, "svc"), Base: base}}
+	resp, err := client.Get("http://a.example/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(got) != 2 || !strings.HasPrefix(got[0], "a.example JWT ") || got[1] != "evil.example " {
+		t.Fatalf("sent %q", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

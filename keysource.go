@@ -142,8 +142,11 @@ func parseKey(data []byte, path string, opts []KeyOption) (Key, error) {
 		raw, err = withPassphrase(o, path, func(p []byte) (any, error) {
 			//lint:ignore SA1019 legacy encrypted PEM is insecure but is what the original library's keys use; we only read it.
 			der, err := x509.DecryptPEMBlock(block, p) //nolint:staticcheck
-			if err != nil {
+			if errors.Is(err, x509.IncorrectPasswordError) {
 				return nil, ErrIncorrectPassphrase
+			}
+			if err != nil { // a bad DEK-Info, IV or length
+				return nil, fmt.Errorf("%w: encrypted PEM", ErrKeyFormat)
 			}
 			defer clear(der)
 			return wrongPassphraseIfGarbage(parseTraditional(block.Type, der))

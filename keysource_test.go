@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -435,4 +436,56 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatal("key without public half")
 		}
 	})
+}
+
+func TestHostileKeyFiles(t *testing.T) {
+	legacy, err := os.ReadFile(keyPath("legacy_rsa_aes256.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	badDEK := strings.Replace(string(legacy), "DEK-Info: AES-256-CBC,", "DEK-Info: AES-256-CBC,ZZ", 1)
+	badCipher := strings.Replace(string(legacy), "AES-256-CBC", "ROT13-CBC", 1)
+	tests := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"legacy PEM with a corrupt IV", []byte(badDEK), ErrKeyFormat},
+		{"legacy PEM with an unknown cipher", []byte(badCipher), ErrKeyFormat},
+		// N=2, r=2^20, p=16 would allocate 2.5 GiB: refused before any work.
+		{"scrypt with a huge block size", encryptedPKCS8Scrypt(t, 2, 1<<20, 16), ErrUnsupportedKey},
+		{"scrypt with a huge cost", encryptedPKCS8Scrypt(t, 1<<24, 8, 1), ErrUnsupportedKey},
+		{"scrypt with too much parallel work", encryptedPKCS8Scrypt(t, 1<<16, 8, 16), ErrUnsupportedKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseKey(tt.data, WithPassphrase([]byte(testPassphrase)))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// encryptedPKCS8Scrypt builds an "ENCRYPTED PRIVATE KEY" block whose scrypt
+// parameters are N, r and p, around garbage.
+func encryptedPKCS8Scrypt(t *testing.T, n, r, p int) []byte {
+	t.Helper()
+	mustMarshal := func(v any) []byte {
+		der, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	kdf := algorithmIdentifier{Algorithm: oidScrypt, Parameters: asn1.RawValue{FullBytes: mustMarshal(scryptParams{
+		Salt: make([]byte, 16), CostParameter: n, BlockSize: r, ParallelizationParameter: p,
+	})}}
+	enc := algorithmIdentifier{Algorithm: oidAES256CBC, Parameters: asn1.RawValue{FullBytes: mustMarshal(make([]byte, 16))}}
+	params := mustMarshal(pbes2Params{KeyDerivationFunc: kdf, EncryptionScheme: enc})
+	der := mustMarshal(encryptedPrivateKeyInfo{
+		Algorithm:     algorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: params}},
+		EncryptedData: make([]byte, 32),
+	})
+	return pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: der})
 }

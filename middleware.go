@@ -56,10 +56,15 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // ErrorKind returns the short name of a verification error, as sent in
 // "WWW-Authenticate: JWT error=<kind>": "no_token", "too_large",
 // "malformed", "bad_header", "bad_algorithm", "bad_claims",
-// "invalid_signature" (also for an unknown user, so usernames cannot be
-// probed), "stale", "replay", "binding", "unavailable"; "invalid_token" for
-// any other error.
+// "invalid_signature" (also for an unknown user, and for a token whose
+// algorithm fits none of the user's keys, so usernames cannot be probed),
+// "stale", "replay", "binding", "unavailable"; "invalid_token" for any other
+// error.
 func ErrorKind(err error) string {
+	var wk wireKindError
+	if errors.As(err, &wk) {
+		return wk.kind
+	}
 	for _, k := range errorKinds {
 		if errors.Is(err, k.err) {
 			return k.kind
@@ -85,6 +90,15 @@ var errorKinds = [...]struct {
 	{ErrReplay, "replay"},
 	{ErrBinding, "binding"},
 }
+
+// wireKindError reports another kind to the client than its sentinel would,
+// where the true one would leak something.
+type wireKindError struct {
+	error
+	kind string
+}
+
+func (e wireKindError) Unwrap() error { return e.error }
 
 type identityKey struct{}
 

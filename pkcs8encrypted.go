@@ -38,6 +38,7 @@ const (
 	maxPBKDF2Iterations = 10_000_000
 	maxScryptMemory     = 256 << 20 // bytes: 128 * N * r
 	maxScryptP          = 16
+	maxScryptWork       = 1 << 22 // N*r*p; openssl's default (N=16384, r=8, p=1) is 1<<17
 )
 
 type algorithmIdentifier struct {
@@ -170,9 +171,11 @@ func deriveKey(kdf algorithmIdentifier, passphrase []byte, keyLen int) ([]byte, 
 		if err := unmarshalExact(kdf.Parameters.FullBytes, &p); err != nil {
 			return nil, fmt.Errorf("%w: scrypt parameters", ErrKeyFormat)
 		}
-		if p.CostParameter < 2 || p.BlockSize < 1 || p.BlockSize > maxScryptMemory/128 ||
-			p.ParallelizationParameter < 1 || p.ParallelizationParameter > maxScryptP ||
-			p.CostParameter > maxScryptMemory/128/p.BlockSize {
+		// scrypt allocates 128*r*(N+p) bytes and works through N*r*p blocks.
+		n, r, par := p.CostParameter, p.BlockSize, p.ParallelizationParameter
+		if n < 2 || r < 1 || par < 1 || par > maxScryptP ||
+			r > maxScryptMemory/128 || n+par > maxScryptMemory/128/r ||
+			n > maxScryptWork/r/par {
 			return nil, fmt.Errorf("%w: scrypt parameters out of range", ErrUnsupportedKey)
 		}
 		if p.KeyLength != 0 && p.KeyLength != keyLen {

@@ -253,6 +253,12 @@ const nonceBytes = 16
 // "htm" and "htu" claims); r is only read. The key is asked to sign with ctx,
 // so a remote key (ssh-agent) gives up when ctx is done.
 func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
+	return s.sign(ctx, r, 0)
+}
+
+// sign is Sign with a further clock correction, which a Transport learns for
+// each host.
+func (s *Signer) sign(ctx context.Context, r *http.Request, skew time.Duration) (string, error) {
 	// A Key need not look at ctx; a cancelled request must not be signed.
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("asymjwt: signing token for %q: %w", s.username, err)
@@ -262,7 +268,7 @@ func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
 
 	var claimsBuf [256]byte
 	c := append(claimsBuf[:0], s.claimsHead...)
-	c = strconv.AppendInt(c, s.now().Add(s.ClockOffset()).Unix(), 10)
+	c = strconv.AppendInt(c, s.now().Add(s.ClockOffset()+skew).Unix(), 10)
 	c = append(c, `,"nonce":"`...)
 	c = base64.RawURLEncoding.AppendEncode(c, nonce[:])
 	c = append(c, '"')

@@ -55,6 +55,11 @@ func parseToken(s string, t *token) error {
 	if j < 0 || j == len(s)-1 || strings.IndexByte(s[j+1:], '.') >= 0 {
 		return fmt.Errorf("%w: not three non-empty segments", ErrMalformed)
 	}
+	// encoding/base64 skips CR and LF even in strict mode; a compact JWS
+	// has neither.
+	if strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 {
+		return fmt.Errorf("%w: line break in token", ErrMalformed)
+	}
 	// One allocation holds the encoded token and, after it, the decoded
 	// segments.
 	buf := make([]byte, len(s)+b64.DecodedLen(len(s)))

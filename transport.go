@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -38,15 +39,21 @@ type Transport struct {
 	// Either way, a redirect hop from https to http is never signed.
 	AllowedHosts []string
 
-	// DisableSkewCorrection turns off learning the server's clock. By
+	// DisableSkewCorrection turns off learning the servers' clocks. By
 	// default, when a server refuses a request as stale (401 with
 	// "WWW-Authenticate: JWT error=stale") and its answer carries a Date
-	// header, the Transport sets the Signer's clock offset from that Date
-	// (see [Signer.SetClockOffset]) and, if the request's body can be sent
-	// again (no body, or GetBody set), sends it once more with a new token.
-	// Answers that took longer than 5 seconds teach nothing, since their
-	// Date cannot be placed; a request is never sent more than twice.
+	// header, the Transport learns that host's clock offset from the Date,
+	// uses it for every later request to that host (see
+	// [Transport.ClockOffset]) and, if the request's body can be sent again
+	// (no body, or GetBody set), sends it once more with a new token. An
+	// answer that took longer than 5 seconds teaches nothing, since its Date
+	// cannot be placed; nor does an offset of more than 5 minutes, which is a
+	// broken clock to fix, not to follow. Offsets are kept per host, so one
+	// server cannot shift the tokens sent to another. A request is never
+	// sent more than twice.
 	DisableSkewCorrection bool
+
+	skew sync.Map // canonical host -> time.Duration learned from its Date
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -81,7 +88,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.send(req)
 	closeBody = false // the base transport closes it from here on
-	if err != nil || t.DisableSkewCorrection || !isStale(resp) || !t.learnSkew(resp, time.Since(start)) {
+	if err != nil || t.DisableSkewCorrection || !isStale(resp) || !t.learnSkew(req, resp, time.Since(start)) {
 		return resp, err
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
@@ -103,7 +110,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // send signs req and sends a clone of it carrying the token. It closes
 // req's body when signing fails; after that the base transport owns it.
 func (t *Transport) send(req *http.Request) (*http.Response, error) {
-	token, err := t.Signer.Sign(req.Context(), req)
+	token, err := t.Signer.sign(req.Context(), req, t.hostSkew(skewKey(req)))
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -115,9 +122,32 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	return t.base().RoundTrip(req2)
 }
 
-// maxSkewRoundTrip is the longest exchange whose Date header is trusted
-// to tell the server's clock.
-const maxSkewRoundTrip = 5 * time.Second
+// Limits on what a Date header can teach.
+const (
+	maxSkewRoundTrip = 5 * time.Second // longest exchange whose Date is placed
+	maxLearnedSkew   = 5 * time.Minute // largest offset followed
+)
+
+// ClockOffset returns the clock offset the Transport has learned for host
+// ("api.example.com" or with a port), zero if none: positive when the
+// host's clock is ahead. It is added to the Signer's own clock and offset.
+func (t *Transport) ClockOffset(host string) time.Duration {
+	for _, scheme := range [...]string{"https", "http"} {
+		if d := t.hostSkew(canonicalHost(scheme, host)); d != 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func (t *Transport) hostSkew(key string) time.Duration {
+	if d, ok := t.skew.Load(key); ok {
+		return d.(time.Duration)
+	}
+	return 0
+}
+
+func skewKey(req *http.Request) string { return canonicalHost(req.URL.Scheme, requestHost(req)) }
 
 // isStale reports whether resp refuses a token as stale.
 func isStale(resp *http.Response) bool {
@@ -133,9 +163,9 @@ func isStale(resp *http.Response) bool {
 	return false
 }
 
-// learnSkew sets the Signer's clock offset from resp's Date header, and
+// learnSkew learns req's host's clock offset from resp's Date header, and
 // reports whether that changed it enough to be worth another try.
-func (t *Transport) learnSkew(resp *http.Response, elapsed time.Duration) bool {
+func (t *Transport) learnSkew(req *http.Request, resp *http.Response, elapsed time.Duration) bool {
 	if elapsed > maxSkewRoundTrip {
 		return false
 	}
@@ -146,12 +176,16 @@ func (t *Transport) learnSkew(resp *http.Response, elapsed time.Duration) bool {
 	// The server wrote Date about halfway through the exchange, truncated
 	// to the second.
 	s := t.Signer
-	ours := s.now().Add(-elapsed / 2)
+	ours := s.now().Add(s.ClockOffset()).Add(-elapsed / 2)
 	offset := date.Add(500 * time.Millisecond).Sub(ours).Round(time.Second)
-	if d := offset - s.ClockOffset(); d > -time.Second && d < time.Second {
+	if offset > maxLearnedSkew || offset < -maxLearnedSkew {
+		return false
+	}
+	key := skewKey(req)
+	if d := offset - t.hostSkew(key); d > -time.Second && d < time.Second {
 		return false // not a clock problem this can fix
 	}
-	s.SetClockOffset(offset)
+	t.skew.Store(key, offset)
 	return true
 }
 
@@ -166,12 +200,13 @@ func (t *Transport) base() http.RoundTripper {
 func (t *Transport) mustSign(req *http.Request) bool {
 	host := requestHost(req)
 	var first *http.Request // the request the client started with, on a redirect hop
-	if req.Response != nil && req.Response.Request != nil {
-		first = req.Response.Request
-		for first.Response != nil && first.Response.Request != nil {
-			first = first.Response.Request
+	if req.Response != nil {
+		// A redirect hop: find the request the client started with. If the
+		// chain is broken (a Base that does not set Response.Request), the
+		// origin is unknown, and nothing is signed.
+		for first = req.Response.Request; first != nil && first.Response != nil; first = first.Response.Request {
 		}
-		if first.URL == nil {
+		if first == nil || first.URL == nil {
 			return false
 		}
 		// A token sent in clear text can be taken and used; never sign a

@@ -30,6 +30,7 @@ type Verifier struct {
 	algs       map[Algorithm]bool
 	requireBnd bool
 	publicURL  *url.URL
+	hosts      []string // canonical; nil: the request's Host is believed
 	audience   string
 	logger     *slog.Logger
 	onError    func(*http.Request, error)
@@ -122,6 +123,26 @@ func WithPublicURL(base string) VerifierOption {
 			return fmt.Errorf("asymjwt: WithPublicURL(%q): want an absolute http or https URL", base)
 		}
 		v.publicURL = u
+		return nil
+	}
+}
+
+// WithHosts names the hosts this server answers to ("api.example.com", or
+// with a port), for checking "htu". Without it (or [WithPublicURL]), the
+// host a token must be bound to is taken from the request's Host header,
+// which the sender chooses: a service that receives a client's tokens could
+// then present them here, within their seconds of life, with its own name
+// in Host. Set it, or WithPublicURL, wherever one client key is trusted by
+// more than one service. A bound token presented under another Host fails
+// with ErrBinding.
+func WithHosts(hosts ...string) VerifierOption {
+	return func(v *Verifier) error {
+		for _, h := range hosts {
+			if h == "" || strings.ContainsAny(h, "/ ") {
+				return fmt.Errorf("asymjwt: WithHosts(%q): want a host or host:port", h)
+			}
+			v.hosts = append(v.hosts, strings.ToLower(h))
+		}
 		return nil
 	}
 }
@@ -269,7 +290,8 @@ func trimOWS(s string) string {
 	return s
 }
 
-// requestHTU is the htu a token for r must carry.
+// requestHTU is the htu a token for r must carry, or "\x00" (which no
+// token's htu equals) when r's Host is not one of WithHosts.
 func (v *Verifier) requestHTU(r *http.Request) string {
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
@@ -277,8 +299,22 @@ func (v *Verifier) requestHTU(r *http.Request) string {
 	}
 	if v.publicURL != nil {
 		scheme, host = v.publicURL.Scheme, v.publicURL.Host
+	} else if v.hosts != nil && !v.knownHost(scheme, host) {
+		return unknownHost
 	}
 	return buildHTU(scheme, host, r.URL.EscapedPath())
+}
+
+const unknownHost = "\x00"
+
+func (v *Verifier) knownHost(scheme, host string) bool {
+	host = canonicalHost(scheme, host)
+	for _, h := range v.hosts {
+		if canonicalHost(scheme, h) == host {
+			return true
+		}
+	}
+	return false
 }
 
 // verify runs the checks in DESIGN.md's order: parse once, look up keys,
@@ -315,9 +351,10 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu string, strictBi
 	if err := v.checkBinding(&t, method, htu, strictBinding); err != nil {
 		return nil, err
 	}
-	// Remember the nonce until the token can no longer pass checkTime, with
-	// a second to spare for rounding.
-	ttl := time.Duration((t.time-float64(now.UnixNano())/1e9)*1e9) + v.maxSkew + time.Second
+	// Remember the nonce until the token can no longer pass checkTime here,
+	// and as long again for the other verifiers of a fleet, whose clocks may
+	// differ from this one's by up to the window.
+	ttl := time.Duration((t.time-float64(now.UnixNano())/1e9)*1e9) + 2*v.maxSkew + time.Second
 	if err := v.nonces.Use(ctx, t.username, t.nonce, ttl); err != nil {
 		if errors.Is(err, ErrReplay) {
 			return nil, fmt.Errorf("%w (user %q)", ErrReplay, t.username)
@@ -374,7 +411,10 @@ func verifySignature(t *token, alg Algorithm, keys []PublicKey) (PublicKey, erro
 		}
 	}
 	if !fitted {
-		return PublicKey{}, fmt.Errorf("%w: %s fits none of the user's keys", ErrBadAlgorithm, alg)
+		// On the wire as a bad signature: "bad_algorithm" here, but
+		// "invalid_signature" for an unknown user, would tell which
+		// usernames exist.
+		return PublicKey{}, wireKindError{fmt.Errorf("%w: %s fits none of the user's keys", ErrBadAlgorithm, alg), "invalid_signature"}
 	}
 	return PublicKey{}, ErrBadSignature
 }

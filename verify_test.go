@@ -785,3 +785,101 @@ func FuzzScanObject(f *testing.F) {
 		}
 	})
 }
+
+// TestWithHostsStopsHostHeaderReplay: a service that received a client's
+// token cannot present it here under its own name in Host.
+func TestWithHostsStopsHostHeaderReplay(t *testing.T) {
+	k := loadTestKeys(t)
+	forM := httptest.NewRequest("POST", "https://m.example/transfer", nil)
+	forA := httptest.NewRequest("POST", "https://a.example/transfer", nil)
+	tests := []struct {
+		name   string
+		opts   []VerifierOption
+		bound  *http.Request
+		target string // the URL the request arrives at (its Host)
+		want   error
+	}{
+		{"default believes Host (documented)", nil, forM, "https://m.example/transfer", nil},
+		{"WithHosts refuses another Host", []VerifierOption{WithHosts("a.example")}, forM, "https://m.example/transfer", ErrBinding},
+		{"WithHosts refuses a token for another host", []VerifierOption{WithHosts("a.example")}, forM, "https://a.example/transfer", ErrBinding},
+		{"WithHosts accepts its own", []VerifierOption{WithHosts("A.example:443")}, forA, "https://a.example/transfer", nil},
+		{"WithHosts, unbound token", []VerifierOption{WithHosts("a.example")}, nil, "https://m.example/transfer", nil},
+		{"WithPublicURL refuses another Host", []VerifierOption{WithPublicURL("https://a.example")}, forM, "https://m.example/transfer", ErrBinding},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.opts...)
+			h.add("alice", k.ed)
+			_, err := h.verify("POST", tt.target, "JWT "+h.token("alice", k.ed, h.now, tt.bound))
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "a.example/x", "a b"} {
+		if _, err := NewVerifier(NewMemoryKeyStore(), WithHosts(bad)); err == nil {
+			t.Errorf("WithHosts(%q) accepted", bad)
+		}
+	}
+}
+
+// TestAlgorithmMismatchDoesNotRevealUsers: a known user whose keys do not
+// fit the token's algorithm looks, on the wire, like an unknown user.
+func TestAlgorithmMismatchDoesNotRevealUsers(t *testing.T) {
+	k := loadTestKeys(t)
+	h := newHarness(t)
+	h.add("alice", k.ed)
+	known, err1 := h.verify("GET", "http://x/", "JWT "+h.token("alice", k.p256, h.now, nil))
+	unknown, err2 := h.verify("GET", "http://x/", "JWT "+h.token("nobody", k.p256, h.now, nil))
+	if known != nil || unknown != nil {
+		t.Fatal("accepted")
+	}
+	if !errors.Is(err1, ErrBadAlgorithm) || !errors.Is(err2, ErrUnknownUser) {
+		t.Fatalf("errors %v and %v", err1, err2)
+	}
+	if ErrorKind(err1) != ErrorKind(err2) {
+		t.Fatalf("kinds %q and %q differ", ErrorKind(err1), ErrorKind(err2))
+	}
+}
+
+func TestLineBreakInTokenIsMalformed(t *testing.T) {
+	k := loadTestKeys(t)
+	h := newHarness(t)
+	h.add("alice", k.ed)
+	tok := h.token("alice", k.ed, h.now, nil)
+	for _, brk := range []string{"\n", "\r", "\r\n"} {
+		i := strings.IndexByte(tok, '.') + 5
+		if _, err := h.v.VerifyToken(context.Background(), tok[:i]+brk+tok[i:], "", ""); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%q: err = %v, want ErrMalformed", brk, err)
+		}
+	}
+}
+
+// ttlRecorder records the TTLs a verifier asks a nonce store for.
+type ttlRecorder struct{ ttls []time.Duration }
+
+func (r *ttlRecorder) Use(_ context.Context, _, _ string, ttl time.Duration) error {
+	r.ttls = append(r.ttls, ttl)
+	return nil
+}
+
+// TestNonceTTLCoversFleetClocks: a nonce is kept long enough for another
+// verifier whose clock lags by up to the window.
+func TestNonceTTLCoversFleetClocks(t *testing.T) {
+	k := loadTestKeys(t)
+	rec := &ttlRecorder{}
+	h := newHarness(t, WithNonceStore(rec))
+	h.add("alice", k.ed)
+	for _, age := range []time.Duration{0, 20 * time.Second, -20 * time.Second} {
+		if _, err := h.verify("GET", "http://x/", "JWT "+h.token("alice", k.ed, h.now.Add(-age), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The token stays acceptable somewhere in the fleet until time+2*skew
+	// by the clock of a verifier running a whole window behind this one.
+	for i, age := range []time.Duration{0, 20 * time.Second, -20 * time.Second} {
+		if min := 2*DefaultMaxSkew - age; rec.ttls[i] < min {
+			t.Errorf("token aged %v: ttl %v, want at least %v", age, rec.ttls[i], min)
+		}
+	}
+}

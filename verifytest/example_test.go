@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/asymjwt/asymjwt"
@@ -54,13 +55,15 @@ func ExampleWithClockOffset() {
 	defer srv.Close()
 	srv.AddKey("batch", key.Public())
 
-	resp, _ := srv.SignedClient(signer).Get(srv.URL + "/")
+	client := srv.SignedClient(signer)
+	resp, _ := client.Get(srv.URL + "/")
 	resp.Body.Close()
 	fmt.Println(resp.Status)
 	for _, r := range srv.Requests() {
 		fmt.Printf("authorized=%v kind=%q\n", r.Authorized, r.Kind)
 	}
-	fmt.Println("learned offset about 90s:", signer.ClockOffset() > 85*time.Second && signer.ClockOffset() < 95*time.Second)
+	off := client.Transport.(*asymjwt.Transport).ClockOffset(strings.TrimPrefix(srv.URL, "http://"))
+	fmt.Println("learned offset about 90s:", off > 85*time.Second && off < 95*time.Second)
 	// Output:
 	// 200 OK
 	// authorized=false kind="stale"

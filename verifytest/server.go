@@ -113,7 +113,11 @@ func NewUnstartedServer(opts ...Option) *Server {
 	if s.handler == nil {
 		s.handler = http.HandlerFunc(hello)
 	}
+	s.srv = httptest.NewUnstartedServer(nil)
 	vopts := []asymjwt.VerifierOption{
+		// Tokens must be bound to this server's own address, not to
+		// whatever Host a request claims.
+		asymjwt.WithHosts(s.srv.Listener.Addr().String()),
 		asymjwt.WithTimeFunc(s.now),
 		asymjwt.WithErrorHook(s.recordRefusal),
 		// The server's nonce store follows the server's clock.
@@ -127,7 +131,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 		panic("verifytest: " + err.Error())
 	}
 	s.verifier = v
-	s.srv = httptest.NewUnstartedServer(v.Middleware(http.HandlerFunc(s.serveVerified)))
+	s.srv.Config.Handler = v.Middleware(http.HandlerFunc(s.serveVerified))
 	return s
 }
 

@@ -150,13 +150,15 @@ func demo(ctx context.Context, out io.Writer) (cleaned string, err error) {
 	if err != nil {
 		return "", err
 	}
-	var reasons refusalLog
-	verifier, err := asymjwt.NewVerifier(store, asymjwt.WithErrorHook(reasons.record))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var reasons refusalLog
+	verifier, err := asymjwt.NewVerifier(store, asymjwt.WithErrorHook(reasons.record),
+		asymjwt.WithHosts(ln.Addr().String())) // bound tokens must name this server
 	if err != nil {
+		ln.Close()
 		return "", err
 	}
 	srv := &http.Server{Handler: verifier.Middleware(http.HandlerFunc(greet)), ReadHeaderTimeout: 10 * time.Second}

@@ -95,7 +95,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return inputError(stderr, "verify", err)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "asymjwt verify: invalid token (%s): %s\n", asymjwt.ErrorKind(err), strings.TrimPrefix(err.Error(), "asymjwt: "))
+		fmt.Fprintf(stderr, "asymjwt verify: invalid token (%s): %s\n", localKind(err), strings.TrimPrefix(err.Error(), "asymjwt: "))
 		return exitInvalid
 	}
 
@@ -130,4 +130,17 @@ func uncheckedBinding(claims []byte, method, target string) string {
 		names = append(names, "htu")
 	}
 	return strings.Join(names, " and ")
+}
+
+// localKind names the cause for the operator at the terminal. A server sends
+// some causes under another kind, so clients cannot probe for usernames
+// (asymjwt.ErrorKind); here there is nothing to hide.
+func localKind(err error) string {
+	switch {
+	case errors.Is(err, asymjwt.ErrBadAlgorithm):
+		return "bad_algorithm"
+	case errors.Is(err, asymjwt.ErrUnknownUser):
+		return "unknown_user"
+	}
+	return asymjwt.ErrorKind(err)
 }
