@@ -44,7 +44,7 @@
 // # Server
 //
 //	keys, err := asymjwt.NewDirKeyStore("/etc/myapi/keys") // billing.pub, ...
-//	v, err := asymjwt.NewVerifier(keys)
+//	v, err := asymjwt.NewVerifier(keys, asymjwt.WithHosts("api.example.com"))
 //	http.Handle("/v1/", v.Middleware(api))
 //
 // and in the handler, [IdentityFrom] tells who called. A refused request gets
