@@ -135,7 +135,7 @@ func parseKey(data []byte, path string, opts []KeyOption) (Key, error) {
 	case "PRIVATE KEY":
 		raw, err = parsePKCS8(block.Bytes)
 	case "RSA PRIVATE KEY", "EC PRIVATE KEY":
-		if !x509.IsEncryptedPEMBlock(block) {
+		if _, encrypted := block.Headers["DEK-Info"]; !encrypted {
 			raw, err = parseTraditional(block.Type, block.Bytes)
 			break
 		}

@@ -193,7 +193,7 @@ func TestMemoryNonceStoreKey(t *testing.T) {
 	if a.key("ab", "c") == a.key("a", "bc") {
 		t.Error("(ab, c) and (a, bc) share a key")
 	}
-	if a.key("alice", "n") != a.key("alice", "n") {
+	if k1, k2 := a.key("alice", "n"), a.key("alice", "n"); k1 != k2 {
 		t.Error("key is not deterministic")
 	}
 	if a.key("alice", "n") == b.key("alice", "n") {
