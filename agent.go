@@ -539,6 +539,7 @@ type AgentError struct {
 	Err error
 }
 
+// Error names the socket and operation and the cause; never key material.
 func (e *AgentError) Error() string {
 	where := "ssh-agent"
 	if e.Socket != "" {
@@ -564,6 +565,7 @@ type AgentKeyChoiceError struct {
 	Err error
 }
 
+// Error lists the fingerprints and comments on offer.
 func (e *AgentKeyChoiceError) Error() string {
 	var b strings.Builder
 	b.WriteString("asymjwt: ssh-agent: ")

@@ -53,6 +53,7 @@ type KeyError struct {
 	Err error
 }
 
+// Error names the key file (if any) and the cause; never key bytes.
 func (e *KeyError) Error() string {
 	if e.Path == "" {
 		return fmt.Sprintf("asymjwt: loading key: %v", e.Err)
@@ -71,6 +72,7 @@ type PassphraseMissingError struct {
 	Path string
 }
 
+// Error names the key file (if any).
 func (e *PassphraseMissingError) Error() string {
 	if e.Path == "" {
 		return ErrPassphraseRequired.Error()

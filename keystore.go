@@ -59,6 +59,7 @@ type LineError struct {
 	Err error
 }
 
+// Error names the line and the cause; never the key bytes.
 func (e *LineError) Error() string {
 	if e.Err == nil {
 		return fmt.Sprintf("asymjwt: key line %d skipped", e.Line)
