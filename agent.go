@@ -299,22 +299,27 @@ type agentKey struct {
 
 func (k *agentKey) Public() crypto.PublicKey { return k.pub }
 
+// canSign tells NewSigner, before any token is made, which algorithms the
+// agent can sign with.
+func (k *agentKey) canSign(alg Algorithm) bool {
+	if _, ok := k.pub.(*rsa.PublicKey); ok {
+		return alg == RS256 || alg == RS512
+	}
+	return fitsKey(alg, k.pub)
+}
+
 // SignJWS asks the agent to sign. Agents sign RSA only with PKCS #1 v1.5 and
 // SHA-256 or SHA-512, so RSA keys support RS256 and RS512 only.
 func (k *agentKey) SignJWS(ctx context.Context, alg Algorithm, signingInput []byte) ([]byte, error) {
-	var flags agent.SignatureFlags
-	want := k.key.Format
-	if _, ok := k.pub.(*rsa.PublicKey); ok {
-		switch alg {
-		case RS256:
-			flags, want = agent.SignatureFlagRsaSha256, ssh.KeyAlgoRSASHA256
-		case RS512:
-			flags, want = agent.SignatureFlagRsaSha512, ssh.KeyAlgoRSASHA512
-		default:
-			return nil, fmt.Errorf("%w: %s with an ssh-agent RSA key (RS256 and RS512 only)", ErrUnsupportedAlgorithm, alg)
-		}
-	} else if !fitsKey(alg, k.pub) {
-		return nil, fmt.Errorf("%w: %s", ErrUnsupportedAlgorithm, alg)
+	if !k.canSign(alg) {
+		return nil, fmt.Errorf("%w: %s with an ssh-agent key (RSA: RS256 and RS512 only)", ErrUnsupportedAlgorithm, alg)
+	}
+	flags, want := agent.SignatureFlags(0), k.key.Format
+	switch alg {
+	case RS256:
+		flags, want = agent.SignatureFlagRsaSha256, ssh.KeyAlgoRSASHA256
+	case RS512:
+		flags, want = agent.SignatureFlagRsaSha512, ssh.KeyAlgoRSASHA512
 	}
 	sig, err := agentCall(ctx, k.agent, "sign", func(ag agent.ExtendedAgent) (*ssh.Signature, error) {
 		return ag.SignWithFlags(k.key, signingInput, flags)

@@ -235,6 +235,10 @@ func TestAgentAlgorithmRefused(t *testing.T) {
 			if !errors.Is(err, ErrUnsupportedAlgorithm) || sig != nil {
 				t.Fatalf("SignJWS = %x, %v; want ErrUnsupportedAlgorithm", sig, err)
 			}
+			// NewSigner says so at once, not on the first request.
+			if _, err := NewSigner("u", key, WithAlgorithm(tt.alg)); !errors.Is(err, ErrUnsupportedAlgorithm) {
+				t.Fatalf("NewSigner(WithAlgorithm(%s)) = %v; want ErrUnsupportedAlgorithm", tt.alg, err)
+			}
 		})
 	}
 }

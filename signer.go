@@ -151,6 +151,11 @@ func NewSigner(username string, key Key, opts ...SignerOption) (*Signer, error) 
 	if !fitsKey(alg, pub) {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupportedAlgorithm, alg)
 	}
+	// Some keys sign fewer algorithms than their type allows (an ssh-agent
+	// RSA key: RS256 and RS512); say so now rather than on every request.
+	if k, ok := key.(interface{ canSign(Algorithm) bool }); ok && !k.canSign(alg) {
+		return nil, fmt.Errorf("%w: %s with this key", ErrUnsupportedAlgorithm, alg)
+	}
 	kid, err := Fingerprint(pub)
 	if err != nil {
 		return nil, err
