@@ -9,9 +9,11 @@ import (
 // callers can test for them with [errors.Is]. None of them ever carries key
 // material, a passphrase or a token.
 var (
-	// ErrKeyFormat means the input is not a private key this package can
-	// read (garbage, a public key, a certificate, a truncated file).
-	ErrKeyFormat = errors.New("asymjwt: not a recognised private key")
+	// ErrKeyFormat means the input is not a key this package can read:
+	// garbage, a truncated file, or a key of the other kind (a public key
+	// where a private one is wanted, a private key in an authorized_keys
+	// file).
+	ErrKeyFormat = errors.New("asymjwt: not a recognised key")
 
 	// ErrEmptyKey means the key file or key bytes are empty.
 	ErrEmptyKey = errors.New("asymjwt: key is empty")

@@ -116,6 +116,9 @@ func parseKey(data []byte, path string, opts []KeyOption) (Key, error) {
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
+		if t := bytes.TrimSpace(data); bytes.HasPrefix(t, []byte("ssh-")) || bytes.HasPrefix(t, []byte("ecdsa-sha2-")) {
+			return nil, fmt.Errorf("%w: an authorized_keys line is a public key, not a private key", ErrKeyFormat)
+		}
 		return nil, fmt.Errorf("%w: no PEM block found", ErrKeyFormat)
 	}
 	var (

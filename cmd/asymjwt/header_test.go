@@ -175,7 +175,7 @@ func TestHeaderUsageErrors(t *testing.T) {
 		{"bad flag", []string{"-user", "a", "-key", key, "-bogus"}, []string{"-bogus", "Usage:"}},
 		{"missing key file", []string{"-user", "a", "-key", filepath.Join(t.TempDir(), "nope")}, []string{"nope", "no such file"}},
 		{"key is a directory", []string{"-user", "a", "-key", t.TempDir()}, []string{"not a regular file"}},
-		{"key is a public key", []string{"-user", "a", "-key", kp.PublicFile}, []string{"not a recognised private key"}},
+		{"key is a public key", []string{"-user", "a", "-key", kp.PublicFile}, []string{"not a recognised key", "is a public key, not a private key"}},
 		{"agent without SSH_AUTH_SOCK", []string{"-user", "a", "-agent"}, []string{"SSH_AUTH_SOCK"}},
 	}
 	for _, tt := range tests {
