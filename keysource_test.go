@@ -176,6 +176,7 @@ func TestKeyFromFileErrors(t *testing.T) {
 		{"x25519", keyPath("bad_x25519.pem"), nil, ErrUnsupportedKey},
 		{"dsa", keyPath("bad_dsa.pem"), nil, ErrUnsupportedKey},
 		{"public key only", keyPath("bad_public_only.pem"), nil, ErrKeyFormat},
+		{"authorized_keys line", keyPath("openssh_ed25519.pub.ssh"), nil, ErrKeyFormat},
 		{"garbage", keyPath("bad_garbage.txt"), nil, ErrKeyFormat},
 		{"empty file", keyPath("bad_empty.txt"), nil, ErrEmptyKey},
 		{"directory", keyPath(""), nil, ErrNotKeyFile},
