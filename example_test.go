@@ -141,3 +141,58 @@ func ExampleNewSigner() {
 	// RS512
 	// true SHA256:
 }
+
+// A retrying client: every attempt carries a token of its own, so a retry is
+// never refused as a replay.
+func ExampleNewRetryClient() {
+	key, _ := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519")
+	signer, _ := asymjwt.NewSigner("batch", key)
+	keys := asymjwt.NewMemoryKeyStore()
+	_ = keys.Add("batch", key.Public())
+	verifier, _ := asymjwt.NewVerifier(keys)
+
+	attempts := 0
+	srv := httptest.NewServer(verifier.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if attempts++; attempts < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable) // a deploy in progress
+		}
+	})))
+	defer srv.Close()
+
+	client := asymjwt.NewRetryClient(signer)
+	client.RetryWaitMin, client.RetryWaitMax = time.Millisecond, 10*time.Millisecond
+	resp, err := client.Post(srv.URL+"/jobs", "application/json", []byte(`{"id":7}`))
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status, "after", attempts, "attempts")
+	// Output: 200 OK after 3 attempts
+}
+
+// A client that follows redirects only within the host it started with,
+// unless told which other hosts it may sign for.
+func ExampleNewClient() {
+	key, _ := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519")
+	signer, _ := asymjwt.NewSigner("billing", key)
+
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer other.Close()
+	srv := httptest.NewServer(http.RedirectHandler(other.URL+"/elsewhere", http.StatusFound))
+	defer srv.Close()
+
+	_, err := asymjwt.NewClient(signer).Get(srv.URL + "/")
+	fmt.Println(errors.Is(err, asymjwt.ErrRedirectRefused))
+
+	allowed := asymjwt.NewClient(signer, asymjwt.WithAllowedHosts(
+		strings.TrimPrefix(srv.URL, "http://"), strings.TrimPrefix(other.URL, "http://")))
+	resp, err := allowed.Get(srv.URL + "/")
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status, resp.Request.URL.Path)
+	// Output:
+	// true
+	// 200 OK /elsewhere
+}
