@@ -225,18 +225,7 @@ func TestUseConcurrent(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.Is(err, asymjwt.ErrReplay):
-				t.Errorf("Use = %v, want nil or ErrReplay", err)
-			}
-		}
-		if ok != 1 {
-			t.Fatalf("round %d: %d of 64 calls succeeded, want exactly 1", round, ok)
-		}
+		requireOneWinner(t, round, "Use", errs)
 	}
 }
 
@@ -318,4 +307,22 @@ func TestNewNil(t *testing.T) {
 		}
 	}()
 	redisnonce.New(nil)
+}
+
+// requireOneWinner checks the results of callers racing one nonce: exactly
+// one nil, every other a replay.
+func requireOneWinner(t *testing.T, round int, call string, errs []error) {
+	t.Helper()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, asymjwt.ErrReplay):
+			t.Errorf("%s = %v, want nil or ErrReplay", call, err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("round %d: %d of %d calls to %s succeeded, want exactly 1", round, ok, len(errs), call)
+	}
 }
