@@ -1,9 +1,9 @@
 package verifytest
 
 import (
-	"errors"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh/agent"
@@ -18,12 +18,16 @@ type Agent struct {
 	// Keyring is the agent's keyring; add or remove keys at any time.
 	Keyring agent.Agent
 
-	ln net.Listener
+	ln        net.Listener
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	conns     []net.Conn
+	closeOnce sync.Once
 }
 
-// NewAgent starts an in-process agent holding keys, on a socket in
-// t.TempDir(). It stops when the test ends. It does not set SSH_AUTH_SOCK:
-// pass Socket to the code under test (or t.Setenv it yourself).
+// NewAgent starts an in-process agent holding keys, on a socket in a new
+// temporary directory. It stops when the test ends. It does not set
+// SSH_AUTH_SOCK: pass Socket to the code under test (or t.Setenv it).
 func NewAgent(t testing.TB, keys ...*KeyPair) *Agent {
 	t.Helper()
 	keyring := agent.NewKeyring()
@@ -37,33 +41,51 @@ func NewAgent(t testing.TB, keys ...*KeyPair) *Agent {
 	if err != nil {
 		t.Fatalf("verifytest: NewAgent: %v", err)
 	}
-	a := &Agent{Socket: filepath.Join(dir, "agent.sock"), Keyring: keyring}
-	if a.ln, err = net.Listen("unix", a.Socket); err != nil {
+	a, err := ServeAgent(keyring, filepath.Join(dir, "agent.sock"))
+	if err != nil {
 		t.Fatalf("verifytest: NewAgent: %v", err)
 	}
-	go a.serve()
 	t.Cleanup(a.Close)
 	return a
+}
+
+// ServeAgent serves keyring as an ssh-agent on a new unix socket at socket,
+// for programs that have no testing.TB (a demo, an example). The caller must
+// call Close.
+func ServeAgent(keyring agent.Agent, socket string) (*Agent, error) {
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{Socket: socket, Keyring: keyring, ln: ln}
+	a.wg.Go(a.serve)
+	return a, nil
 }
 
 func (a *Agent) serve() {
 	for {
 		c, err := a.ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
 		if err != nil {
-			continue
+			return // closed by Close
 		}
-		go func() {
-			defer c.Close()
-			_ = agent.ServeAgent(a.Keyring, c)
-		}()
+		a.mu.Lock()
+		a.conns = append(a.conns, c)
+		a.mu.Unlock()
+		a.wg.Go(func() { _ = agent.ServeAgent(a.Keyring, c) })
 	}
 }
 
-// Close stops the agent from accepting connections. Connections already
-// open are served until their clients close them.
+// Close stops the agent: it closes the socket and every connection to it,
+// and waits until nothing is served. Clients see the agent go away, as when
+// a real agent is killed.
 func (a *Agent) Close() {
-	a.ln.Close()
+	a.closeOnce.Do(func() {
+		a.ln.Close()
+		a.mu.Lock()
+		for _, c := range a.conns {
+			c.Close()
+		}
+		a.mu.Unlock()
+		a.wg.Wait()
+	})
 }

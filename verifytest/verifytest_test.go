@@ -203,3 +203,33 @@ func TestConcurrentClients(t *testing.T) {
 		t.Fatalf("%d records", n)
 	}
 }
+
+func TestServeAgentCloseEndsConnections(t *testing.T) {
+	dir, err := shortTempDir(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp := GenerateKey(t, Ed25519)
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: kp.Private}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ServeAgent(keyring, dir+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("unix", a.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := agent.NewClient(conn)
+	if keys, err := client.List(); err != nil || len(keys) != 1 {
+		t.Fatalf("List: %d keys, %v", len(keys), err)
+	}
+	a.Close() // returns: it does not wait for the client to hang up
+	if _, err := client.List(); err == nil {
+		t.Fatal("a connection outlived Close")
+	}
+	a.Close() // a second Close is harmless
+}

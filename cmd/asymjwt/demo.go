@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/asymjwt/asymjwt"
+	"github.com/asymjwt/asymjwt/verifytest"
 	"golang.org/x/crypto/ssh/agent"
 )
 
@@ -240,48 +241,22 @@ func greet(w http.ResponseWriter, r *http.Request) {
 // startDemoAgent serves keyring as an ssh-agent on a unix socket at socket
 // and connects to it with asymjwt.DialAgent. Where the path is too long for
 // a unix socket it hands the keyring to asymjwt.NewAgent instead. stop closes
-// the Agent, the listener and every connection, and waits for them.
+// the Agent and the served agent, and waits for them.
 func startDemoAgent(keyring agent.ExtendedAgent, socket string) (ag *asymjwt.Agent, where string, stop func(), err error) {
 	const maxSocketPath = 100 // sun_path is 104 or 108 bytes
 	if len(socket) > maxSocketPath {
 		ag = asymjwt.NewAgent(keyring)
 		return ag, "(in memory: the temporary directory's path is too long for a socket)", func() { ag.Close() }, nil
 	}
-	ln, err := net.Listen("unix", socket)
+	served, err := verifytest.ServeAgent(keyring, socket)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by stop
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { _ = agent.ServeAgent(keyring, c) })
-		}
-	})
-	stopListening := func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}
 	if ag, err = asymjwt.DialAgent(socket); err != nil {
-		stopListening()
+		served.Close()
 		return nil, "", nil, err
 	}
-	return ag, "on " + filepath.Base(socket), func() { ag.Close(); stopListening() }, nil
+	return ag, "on " + filepath.Base(socket), func() { ag.Close(); served.Close() }, nil
 }
 
 // demoRunner sends the demo's requests and writes one line per request.
