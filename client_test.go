@@ -231,18 +231,24 @@ func staleServer(date string) http.Handler {
 
 func TestClockSkewIgnoresUnusableAnswers(t *testing.T) {
 	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
-	for name, date := range map[string]string{
-		"no Date":               "",
-		"garbage Date":          "yesterday-ish",
-		"Date agrees":           time.Now().UTC().Format(http.TimeFormat),
-		"Date an hour ahead":    time.Now().Add(time.Hour).UTC().Format(http.TimeFormat),
-		"Date a day behind":     time.Now().Add(-24 * time.Hour).UTC().Format(http.TimeFormat),
-		"Date a year ahead":     time.Now().Add(365 * 24 * time.Hour).UTC().Format(http.TimeFormat),
-		"Date before the epoch": "Mon, 01 Jan 1900 00:00:00 GMT",
+	// Dates are made when the server answers, not when the table is built:
+	// on a loaded machine a subtest may start seconds later.
+	at := func(d time.Duration) func() string {
+		return func() string { return time.Now().Add(d).UTC().Format(http.TimeFormat) }
+	}
+	fixed := func(s string) func() string { return func() string { return s } }
+	for name, date := range map[string]func() string{
+		"no Date":               fixed(""),
+		"garbage Date":          fixed("yesterday-ish"),
+		"Date agrees":           at(0),
+		"Date an hour ahead":    at(time.Hour),
+		"Date a day behind":     at(-24 * time.Hour),
+		"Date a year ahead":     at(365 * 24 * time.Hour),
+		"Date before the epoch": fixed("Mon, 01 Jan 1900 00:00:00 GMT"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var hits atomic.Int32
-			h := staleServer(date)
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { staleServer(date()).ServeHTTP(w, r) })
 			srv := newCountingServer(t, &hits, h)
 			client := asymjwt.NewClient(kp.Signer(t, "svc"))
 			resp, err := client.Get(srv + "/")

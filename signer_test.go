@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io/fs"
 	"math"
 	"net/http"
 	"os"
@@ -27,9 +26,9 @@ var signerTestTime = time.Unix(1763784010, 0)
 
 func signerTestClock() time.Time { return signerTestTime }
 
-// interopKeyPath is the original Python library's test key; shared/ sits
-// beside the clone.
-const interopKeyPath = "../shared/interop/guido.key"
+// interopKeyPath is the original Python library's test key (see
+// testdata/interop/README.md).
+const interopKeyPath = "testdata/interop/guido.key"
 
 // loadTestKey loads a fixture from testdata/keys (or any path containing a
 // slash), with the test passphrase.
@@ -106,15 +105,10 @@ func TestSignMeetsOriginalRules(t *testing.T) {
 		{"openssh rsa2048", "openssh_rsa2048", func(t testing.TB) crypto.PublicKey { return readPublicKey(t, "openssh_rsa2048.pub.ssh") }},
 		{"pkcs8 rsa3072", "pkcs8_rsa3072.pem", nil},
 		{"legacy encrypted rsa", "legacy_rsa_aes256.pem", nil},
-		{"interop guido.key", interopKeyPath, func(t testing.TB) crypto.PublicKey { return readPEMPublicKey(t, "../shared/interop/guido.pub.pem") }},
+		{"interop guido.key", interopKeyPath, func(t testing.TB) crypto.PublicKey { return readPEMPublicKey(t, "testdata/interop/guido.pub.pem") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.key == interopKeyPath {
-				if _, err := os.Stat(interopKeyPath); errors.Is(err, fs.ErrNotExist) {
-					t.Skipf("skipping: %s is absent (shared/ is not beside this clone)", interopKeyPath)
-				}
-			}
 			key := loadTestKey(t, tt.key)
 			pub := key.Public()
 			if tt.pub != nil {
@@ -164,10 +158,7 @@ func readPEMPublicKey(t testing.TB, path string) crypto.PublicKey {
 }
 
 func TestSignInteropKeyID(t *testing.T) {
-	data, err := os.ReadFile("../shared/interop/guido.pub.ssh")
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skip("skipping: ../shared/interop is absent (shared/ is not beside this clone)")
-	}
+	data, err := os.ReadFile("testdata/interop/guido.pub.ssh")
 	if err != nil {
 		t.Fatal(err)
 	}

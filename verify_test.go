@@ -180,7 +180,7 @@ func TestInteropPythonTokens(t *testing.T) {
 	pub := readInteropKey(t)
 	for _, name := range []string{"seed-default.jwt", "seed-float-nonce.jwt", "seed-int-time-string-nonce.jwt"} {
 		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile("../shared/interop/" + name)
+			raw, err := os.ReadFile("testdata/interop/" + name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,9 +212,9 @@ func TestInteropPythonTokens(t *testing.T) {
 
 func readInteropKey(t testing.TB) crypto.PublicKey {
 	t.Helper()
-	data, err := os.ReadFile("../shared/interop/guido.pub.ssh")
+	data, err := os.ReadFile("testdata/interop/guido.pub.ssh")
 	if err != nil {
-		t.Fatalf("interop vectors: %v (shared/ must sit beside the checkout)", err)
+		t.Fatalf("interop vectors: %v", err)
 	}
 	keys, skipped := ParsePublicKeys(data)
 	if len(keys) != 1 || len(skipped) != 0 {
