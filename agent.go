@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
+
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/crypto/cryptobyte"
+	"github.com/asymjwt/asymjwt/internal/sigconv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -300,34 +300,25 @@ type agentKey struct {
 func (k *agentKey) Public() crypto.PublicKey { return k.pub }
 
 // canSign tells NewSigner, before any token is made, which algorithms the
-// agent can sign with.
-func (k *agentKey) canSign(alg Algorithm) bool {
-	if _, ok := k.pub.(*rsa.PublicKey); ok {
-		return alg == RS256 || alg == RS512
-	}
-	return fitsKey(alg, k.pub)
+// agent can sign with: the table names the format the agent answers in.
+func (k *agentKey) canSign(spec *algSpec) bool {
+	return spec.agentFormat != "" && spec.fits(k.pub)
 }
 
 // SignJWS asks the agent to sign. Agents sign RSA only with PKCS #1 v1.5 and
 // SHA-256 or SHA-512, so RSA keys support RS256 and RS512 only.
 func (k *agentKey) SignJWS(ctx context.Context, alg Algorithm, signingInput []byte) ([]byte, error) {
-	if !k.canSign(alg) {
-		return nil, fmt.Errorf("%w: %s with an ssh-agent key (RSA: RS256 and RS512 only)", ErrUnsupportedAlgorithm, alg)
-	}
-	flags, want := agent.SignatureFlags(0), k.key.Format
-	switch alg {
-	case RS256:
-		flags, want = agent.SignatureFlagRsaSha256, ssh.KeyAlgoRSASHA256
-	case RS512:
-		flags, want = agent.SignatureFlagRsaSha512, ssh.KeyAlgoRSASHA512
+	spec := alg.spec()
+	if spec == nil || !k.canSign(spec) {
+		return nil, fmt.Errorf("%w: %s with an ssh-agent key (RSA: RS256 and RS512 only)", ErrUnsupportedAlgorithm, truncate(string(alg)))
 	}
 	sig, err := agentCall(ctx, k.agent, "sign", func(ag agent.ExtendedAgent) (*ssh.Signature, error) {
-		return ag.SignWithFlags(k.key, signingInput, flags)
+		return ag.SignWithFlags(k.key, signingInput, spec.agentFlags)
 	})
 	if err != nil {
 		return nil, err
 	}
-	out, err := agentSignatureToJWS(sig, want, alg, k.pub)
+	out, err := agentSignatureToJWS(sig, spec, k.pub)
 	if err != nil {
 		return nil, k.agent.error("sign", err)
 	}
@@ -336,7 +327,8 @@ func (k *agentKey) SignJWS(ctx context.Context, alg Algorithm, signingInput []by
 
 // agentSignatureToJWS checks that the agent signed in the format asked for
 // and converts the signature to its JWS form.
-func agentSignatureToJWS(sig *ssh.Signature, format string, alg Algorithm, pub crypto.PublicKey) ([]byte, error) {
+func agentSignatureToJWS(sig *ssh.Signature, spec *algSpec, pub crypto.PublicKey) ([]byte, error) {
+	format := spec.agentFormat
 	if sig.Format != format {
 		return nil, fmt.Errorf("%w: format %q, asked for %q", ErrAgentSignature, sig.Format, format)
 	}
@@ -345,7 +337,11 @@ func agentSignatureToJWS(sig *ssh.Signature, format string, alg Algorithm, pub c
 	}
 	switch pub := pub.(type) {
 	case *ecdsa.PublicKey:
-		return ecdsaSSHToJWS(sig.Blob, ecdsaSize(alg))
+		out, err := sigconv.SSHToJWS(sig.Blob, spec.size)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrAgentSignature, err)
+		}
+		return out, nil
 	case ed25519.PublicKey:
 		if len(sig.Blob) != ed25519.SignatureSize {
 			return nil, fmt.Errorf("%w: Ed25519 signature of %d bytes", ErrAgentSignature, len(sig.Blob))
@@ -366,35 +362,6 @@ func agentSignatureToJWS(sig *ssh.Signature, format string, alg Algorithm, pub c
 		return out, nil
 	}
 	return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, pub)
-}
-
-// ecdsaSSHToJWS converts the blob of an SSH ECDSA signature (RFC 5656 §3.1.2:
-// mpint r, mpint s) to the fixed-width r||s of RFC 7518 §3.4, size bytes
-// each. An mpint carries a leading zero byte when its top bit is set, and is
-// shorter than size when the value is small.
-func ecdsaSSHToJWS(blob []byte, size int) ([]byte, error) {
-	in := cryptobyte.String(blob)
-	r, okR := readSSHString(&in)
-	s, okS := readSSHString(&in)
-	if size == 0 || !okR || !okS || !in.Empty() ||
-		len(r) == 0 || len(s) == 0 || r[0]&0x80 != 0 || s[0]&0x80 != 0 {
-		return nil, fmt.Errorf("%w: malformed ECDSA signature", ErrAgentSignature)
-	}
-	out := make([]byte, 2*size)
-	if !putFixed(out[:size], r) || !putFixed(out[size:], s) {
-		return nil, fmt.Errorf("%w: ECDSA r or s out of range", ErrAgentSignature)
-	}
-	return out, nil
-}
-
-// readSSHString reads a uint32-length-prefixed string (RFC 4251 §5).
-func readSSHString(in *cryptobyte.String) ([]byte, bool) {
-	var n uint32
-	var v []byte
-	if !in.ReadUint32(&n) || !in.ReadBytes(&v, int(n)) {
-		return nil, false
-	}
-	return v, true
 }
 
 // agentCall runs fn against the agent, bounded by ctx. On a dialled socket a
@@ -529,76 +496,6 @@ func (a *Agent) refused(op string, err error) error {
 func (a *Agent) error(op string, err error) error {
 	return &AgentError{Socket: a.socket, Op: op, Err: err}
 }
-
-// AgentError reports a failed request to an ssh-agent. Err wraps
-// [ErrAgentUnavailable], [ErrAgentRefused], [ErrAgentSignature], [ErrNoAgent]
-// or the request context's error (context.DeadlineExceeded,
-// context.Canceled).
-type AgentError struct {
-	// Socket is the agent's socket path; empty for an agent given to
-	// [NewAgent].
-	Socket string
-	// Op is what was asked: "dial", "list" or "sign".
-	Op string
-	// Err is the cause.
-	Err error
-}
-
-// Error names the socket and operation and the cause; never key material.
-func (e *AgentError) Error() string {
-	where := "ssh-agent"
-	if e.Socket != "" {
-		where = "ssh-agent " + e.Socket
-	}
-	return fmt.Sprintf("asymjwt: %s: %s: %s", where, e.Op, strings.TrimPrefix(e.Err.Error(), "asymjwt: "))
-}
-
-// Unwrap returns the cause.
-func (e *AgentError) Unwrap() error { return e.Err }
-
-// AgentKeyChoiceError reports that a key could not be chosen among the
-// agent's: none matched ([ErrAgentKeyNotFound]) or several did
-// ([ErrAgentKeyAmbiguous]). Its message lists the fingerprints and comments
-// on offer, so a user can pick one.
-type AgentKeyChoiceError struct {
-	// Selector is what was asked for: a fingerprint, a comment, or empty.
-	Selector string
-	// Choices are the usable keys the agent holds when none matched, or the
-	// keys that matched when several did.
-	Choices []AgentKeyInfo
-	// Err is ErrAgentKeyNotFound or ErrAgentKeyAmbiguous.
-	Err error
-}
-
-// Error lists the fingerprints and comments on offer.
-func (e *AgentKeyChoiceError) Error() string {
-	var b strings.Builder
-	b.WriteString("asymjwt: ssh-agent: ")
-	switch {
-	case e.Err == ErrAgentKeyAmbiguous && e.Selector == "":
-		fmt.Fprintf(&b, "the agent holds %d keys and none was chosen; choose one by fingerprint or comment", len(e.Choices))
-	case e.Err == ErrAgentKeyAmbiguous:
-		fmt.Fprintf(&b, "%d keys match %q; choose one by fingerprint", len(e.Choices), e.Selector)
-	case len(e.Choices) == 0:
-		b.WriteString("no usable key in the agent")
-		if e.Selector != "" {
-			fmt.Fprintf(&b, " (asked for %q)", e.Selector)
-		}
-		return b.String()
-	case e.Selector == "":
-		b.WriteString("no key chosen")
-	default:
-		fmt.Fprintf(&b, "no key matches %q", e.Selector)
-	}
-	b.WriteString("; keys on offer:")
-	for _, c := range e.Choices {
-		fmt.Fprintf(&b, " %s %q (%s);", c.Fingerprint, c.Comment, c.Type)
-	}
-	return strings.TrimSuffix(b.String(), ";")
-}
-
-// Unwrap returns Err.
-func (e *AgentKeyChoiceError) Unwrap() error { return e.Err }
 
 var (
 	_ Key   = (*agentKey)(nil)

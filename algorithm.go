@@ -8,12 +8,12 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"errors"
 	"fmt"
 	"math/big"
 
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
+	"github.com/asymjwt/asymjwt/internal/sigconv"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 )
 
 // Algorithm is a JWS signature algorithm ("alg", RFC 7518 §3). Only
@@ -37,26 +37,95 @@ const (
 // minRSABits is the smallest RSA modulus accepted for signing or verifying.
 const minRSABits = 2048
 
+// keyType is the kind of key an algorithm needs.
+type keyType uint8
+
+const (
+	rsaKey keyType = iota + 1
+	ecdsaKey
+	ed25519Key
+)
+
+// algSpec is everything this package knows about one algorithm. The table
+// below is the only place that knows it: signer, verifier and ssh-agent
+// read it.
+type algSpec struct {
+	alg   Algorithm
+	key   keyType
+	hash  crypto.Hash    // 0 for EdDSA, which signs the message itself
+	pss   bool           // RSASSA-PSS rather than PKCS #1 v1.5
+	curve elliptic.Curve // ECDSA only
+	size  int            // ECDSA: bytes of r and of s in a JWS signature
+	// An ssh-agent signs RSA with PKCS #1 v1.5 and SHA-256 or SHA-512 only:
+	// the flag that asks for it and the signature format it answers with.
+	agentFlags  agent.SignatureFlags
+	agentFormat string
+}
+
+var algorithms = [...]algSpec{
+	{alg: RS256, key: rsaKey, hash: crypto.SHA256, agentFlags: agent.SignatureFlagRsaSha256, agentFormat: ssh.KeyAlgoRSASHA256},
+	{alg: RS384, key: rsaKey, hash: crypto.SHA384},
+	{alg: RS512, key: rsaKey, hash: crypto.SHA512, agentFlags: agent.SignatureFlagRsaSha512, agentFormat: ssh.KeyAlgoRSASHA512},
+	{alg: PS256, key: rsaKey, hash: crypto.SHA256, pss: true},
+	{alg: PS384, key: rsaKey, hash: crypto.SHA384, pss: true},
+	{alg: PS512, key: rsaKey, hash: crypto.SHA512, pss: true},
+	{alg: ES256, key: ecdsaKey, hash: crypto.SHA256, curve: elliptic.P256(), size: 32, agentFormat: ssh.KeyAlgoECDSA256},
+	{alg: ES384, key: ecdsaKey, hash: crypto.SHA384, curve: elliptic.P384(), size: 48, agentFormat: ssh.KeyAlgoECDSA384},
+	{alg: ES512, key: ecdsaKey, hash: crypto.SHA512, curve: elliptic.P521(), size: 66, agentFormat: ssh.KeyAlgoECDSA521},
+	{alg: EdDSA, key: ed25519Key, agentFormat: ssh.KeyAlgoED25519},
+}
+
+// spec returns the table's entry for alg, compared exactly (no case
+// folding), or nil for any other name.
+func (alg Algorithm) spec() *algSpec {
+	for i := range algorithms {
+		if algorithms[i].alg == alg {
+			return &algorithms[i]
+		}
+	}
+	return nil
+}
+
+// specOf is spec for a name read from a token, without converting it to a
+// string.
+func specOf(name []byte) *algSpec {
+	for i := range algorithms {
+		if string(algorithms[i].alg) == string(name) {
+			return &algorithms[i]
+		}
+	}
+	return nil
+}
+
 // DefaultAlgorithm returns the algorithm a key signs with unless told
 // otherwise: RS512 for RSA (the only one the original Python library accepts
 // by default), ES256/ES384/ES512 for ECDSA P-256/P-384/P-521, EdDSA for
 // Ed25519. Other keys, and RSA keys under 2048 bits, are refused.
 func DefaultAlgorithm(pub crypto.PublicKey) (Algorithm, error) {
 	if err := checkPublicKey(pub); err != nil {
-		return "", err
+		return "", errorf("%w", err)
 	}
+	return defaultAlgorithm(pub), nil
+}
+
+// defaultAlgorithm is DefaultAlgorithm for a key checkPublicKey accepted.
+func defaultAlgorithm(pub crypto.PublicKey) Algorithm {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		return RS512, nil
+		return RS512
 	case *ecdsa.PublicKey:
-		return ecdsaAlgorithm(k.Curve), nil
-	default: // ed25519.PublicKey, as checkPublicKey allowed nothing else
-		return EdDSA, nil
+		for i := range algorithms {
+			if algorithms[i].curve == k.Curve {
+				return algorithms[i].alg
+			}
+		}
 	}
+	return EdDSA
 }
 
 // checkPublicKey accepts RSA >= 2048 bits, ECDSA on P-256/P-384/P-521 and
-// Ed25519, and refuses everything else with a wrapped sentinel.
+// Ed25519, and refuses everything else with an unprefixed error wrapping a
+// sentinel.
 func checkPublicKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -65,10 +134,12 @@ func checkPublicKey(pub crypto.PublicKey) error {
 		}
 		return nil
 	case *ecdsa.PublicKey:
-		if ecdsaAlgorithm(k.Curve) == "" {
-			return fmt.Errorf("%w: ECDSA curve %s", ErrUnsupportedKey, curveName(k.Curve))
+		for i := range algorithms {
+			if c := algorithms[i].curve; c != nil && c == k.Curve {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("%w: ECDSA curve %s", ErrUnsupportedKey, curveName(k.Curve))
 	case ed25519.PublicKey:
 		if len(k) != ed25519.PublicKeySize {
 			return fmt.Errorf("%w: Ed25519 key of %d bytes", ErrUnsupportedKey, len(k))
@@ -93,75 +164,33 @@ func curveName(c elliptic.Curve) string {
 	return c.Params().Name
 }
 
-func ecdsaAlgorithm(c elliptic.Curve) Algorithm {
-	switch c {
-	case elliptic.P256():
-		return ES256
-	case elliptic.P384():
-		return ES384
-	case elliptic.P521():
-		return ES512
-	}
-	return ""
-}
-
-// fitsKey reports whether alg may be used with pub: any RS/PS variant for
-// RSA, only the ES variant of its own curve for ECDSA, only EdDSA for Ed25519.
-func fitsKey(alg Algorithm, pub crypto.PublicKey) bool {
+// fits reports whether the algorithm may be used with pub: any RS/PS
+// variant for RSA, only the ES variant of its own curve for ECDSA, only
+// EdDSA for Ed25519.
+func (a *algSpec) fits(pub crypto.PublicKey) bool {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		switch alg {
-		case RS256, RS384, RS512, PS256, PS384, PS512:
-			return true
-		}
+		return a.key == rsaKey
 	case *ecdsa.PublicKey:
-		return alg != "" && alg == ecdsaAlgorithm(k.Curve)
+		return a.key == ecdsaKey && a.curve == k.Curve
 	case ed25519.PublicKey:
-		return alg == EdDSA
+		return a.key == ed25519Key
 	}
 	return false
 }
 
-// hash returns the digest function of alg (0 for EdDSA, which signs the
-// message itself).
-func (alg Algorithm) hash() crypto.Hash {
-	switch alg {
-	case RS256, PS256, ES256:
-		return crypto.SHA256
-	case RS384, PS384, ES384:
-		return crypto.SHA384
-	case RS512, PS512, ES512:
-		return crypto.SHA512
+// signerOpts returns the crypto.SignerOpts for a crypto.Signer.
+func (a *algSpec) signerOpts() crypto.SignerOpts {
+	if a.pss {
+		return &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.hash}
 	}
-	return 0
+	return a.hash
 }
 
-// signerOpts returns the crypto.SignerOpts for alg.
-func (alg Algorithm) signerOpts() crypto.SignerOpts {
-	switch alg {
-	case PS256, PS384, PS512:
-		return &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: alg.hash()}
-	}
-	return alg.hash()
-}
-
-// ecdsaSize is the byte width of r and of s in a JWS ECDSA signature.
-func ecdsaSize(alg Algorithm) int {
-	switch alg {
-	case ES256:
-		return 32
-	case ES384:
-		return 48
-	case ES512:
-		return 66
-	}
-	return 0
-}
-
-// digest hashes msg for alg into buf and returns the digest (msg itself for
-// EdDSA), so the common case allocates nothing.
-func digest(alg Algorithm, msg []byte, buf *[64]byte) []byte {
-	switch alg.hash() {
+// digest hashes msg into buf and returns the digest (msg itself for EdDSA),
+// so the common case allocates nothing.
+func (a *algSpec) digest(msg []byte, buf *[64]byte) []byte {
+	switch a.hash {
 	case crypto.SHA256:
 		*(*[32]byte)(buf[:32]) = sha256.Sum256(msg)
 		return buf[:32]
@@ -175,44 +204,26 @@ func digest(alg Algorithm, msg []byte, buf *[64]byte) []byte {
 	return msg
 }
 
-// derToJWS converts an ASN.1 DER ECDSA signature, as crypto.Signer returns
-// it, to the fixed-width r||s form of RFC 7518 §3.4.
-func derToJWS(der []byte, size int) ([]byte, error) {
-	out := make([]byte, 2*size)
-	if !putDERAsJWS(out, der) {
-		return nil, errMalformedECDSA
+// verify checks sig over signingInput with pub, which fits the algorithm.
+// ECDSA signatures are the fixed-width r||s of RFC 7518 §3.4; PSS accepts
+// any salt length, as RFC 7518 §3.5 leaves it to the signer.
+func (a *algSpec) verify(pub crypto.PublicKey, signingInput, sig []byte) bool {
+	var buf [64]byte
+	switch a.key {
+	case ed25519Key:
+		return ed25519.Verify(pub.(ed25519.PublicKey), signingInput, sig)
+	case rsaKey:
+		k := pub.(*rsa.PublicKey)
+		if a.pss {
+			return rsa.VerifyPSS(k, a.hash, a.digest(signingInput, &buf), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
+		}
+		return rsa.VerifyPKCS1v15(k, a.hash, a.digest(signingInput, &buf), sig) == nil
+	case ecdsaKey:
+		var der [sigconv.MaxDERLen]byte
+		n, ok := sigconv.PutJWSAsDER(der[:], sig, a.size)
+		return ok && ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), a.digest(signingInput, &buf), der[:n])
 	}
-	return out, nil
-}
-
-// putDERAsJWS writes the ASN.1 DER ECDSA signature der into out as r||s,
-// each half len(out)/2 bytes wide, and reports whether der was well formed.
-func putDERAsJWS(out, der []byte) bool {
-	var seq, r, s cryptobyte.String
-	in := cryptobyte.String(der)
-	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
-		!seq.ReadASN1(&r, asn1.INTEGER) || !seq.ReadASN1(&s, asn1.INTEGER) || !seq.Empty() ||
-		len(r) == 0 || len(s) == 0 || r[0]&0x80 != 0 || s[0]&0x80 != 0 {
-		return false
-	}
-	size := len(out) / 2
-	clear(out)
-	return putFixed(out[:size], r) && putFixed(out[size:], s)
-}
-
-var errMalformedECDSA = errors.New("asymjwt: malformed ECDSA signature from signer")
-
-// putFixed writes the big-endian unsigned integer v (an ASN.1 or SSH mpint
-// body, which may carry a leading zero byte) right-aligned into dst.
-func putFixed(dst []byte, v []byte) bool {
-	for len(v) > 0 && v[0] == 0 {
-		v = v[1:]
-	}
-	if len(v) > len(dst) || len(v) == 0 {
-		return false
-	}
-	copy(dst[len(dst)-len(v):], v)
-	return true
+	return false
 }
 
 // rsaModulusBytes returns the size of an RSA key's modulus in bytes, or 0

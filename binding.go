@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/asymjwt/asymjwt/internal/jsonscan"
 )
 
 // Request binding, in the meaning RFC 9449 (DPoP) §4.2 gives "htm" and
@@ -12,34 +14,20 @@ import (
 // Both sides normalise htu the same way (RFC 3986 §6.2.2-6.2.3): lower-case
 // scheme and host, no default port, "/" for an empty path.
 
-// requestHTU returns the htu claim for an outgoing request. The Host header,
-// when the caller set one, is what the server sees, so it wins over URL.Host.
-func requestHTU(r *http.Request) string {
-	host := r.Host
-	if host == "" {
-		host = r.URL.Host
-	}
-	return buildHTU(r.URL.Scheme, host, r.URL.EscapedPath())
-}
-
 // appendRequestHTU appends the htu claim of an outgoing request to dst as a
-// JSON string: the same bytes as appendJSONString(dst, requestHTU(r)), without
-// building the string on the heap first (Sign runs once per request).
+// JSON string, without building it on the heap first. The host is the one
+// the server sees ([requestHost]).
 func appendRequestHTU(dst []byte, r *http.Request) []byte {
-	host := r.Host
-	if host == "" {
-		host = r.URL.Host
-	}
 	path := r.URL.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
 	scheme := strings.ToLower(r.URL.Scheme)
 	dst = append(dst, '"')
-	dst = appendJSONChars(dst, scheme)
+	dst = jsonscan.AppendChars(dst, scheme)
 	dst = append(dst, "://"...)
-	dst = appendJSONChars(dst, canonicalHost(scheme, host))
-	dst = appendJSONChars(dst, path)
+	dst = jsonscan.AppendChars(dst, canonicalHost(scheme, requestHost(r)))
+	dst = jsonscan.AppendChars(dst, path)
 	return append(dst, '"')
 }
 
@@ -52,7 +40,17 @@ func buildHTU(scheme, host, path string) string {
 	return scheme + "://" + canonicalHost(scheme, host) + path
 }
 
-// canonicalHost lower-cases host and drops the scheme's default port.
+// requestHost is the host an outgoing request goes to as the server sees
+// it: the Host header when the caller set one, else the URL's.
+func requestHost(r *http.Request) string {
+	if r.Host != "" {
+		return r.Host
+	}
+	return r.URL.Host
+}
+
+// canonicalHost lower-cases host and drops the scheme's default port. It is
+// the one way hosts are compared, on both sides.
 func canonicalHost(scheme, host string) string {
 	host = strings.ToLower(host)
 	// Without a port net.SplitHostPort fails, and its error allocates.

@@ -1,61 +1,39 @@
 package asymjwt
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// ClientOption configures [NewClient] and [NewRetryClient].
-type ClientOption func(*clientConfig)
+// maxRedirects is how many redirects the clients of NewClient follow, as
+// net/http's default policy.
+const maxRedirects = 10
 
-type clientConfig struct {
-	base   http.RoundTripper
-	hosts  []string
-	noSkew bool
-}
-
-// WithBaseTransport sets the transport that sends the signed requests
-// (TLS settings, proxies, timeouts). The default is http.DefaultTransport.
-func WithBaseTransport(rt http.RoundTripper) ClientOption {
-	return func(c *clientConfig) { c.base = rt }
-}
-
-// WithAllowedHosts names every host the client may sign for and follow
-// redirects to ("api.example.com", or with a port). Without it, requests
-// are signed for any host, and redirects are followed only within the
-// scheme and host of the first request. With it, list the hosts you call
-// too: requests to hosts not listed are sent unsigned.
-func WithAllowedHosts(hosts ...string) ClientOption {
-	return func(c *clientConfig) { c.hosts = append(c.hosts, hosts...) }
-}
-
-// WithoutSkewCorrection stops the client learning the server's clock from
-// stale refusals (see [Transport.DisableSkewCorrection]).
-func WithoutSkewCorrection() ClientOption {
-	return func(c *clientConfig) { c.noSkew = true }
-}
-
-// NewClient returns an http.Client whose requests are signed by s (see
-// [Transport]). It follows at most 10 redirects, never to another scheme or
-// host unless [WithAllowedHosts] names it; every hop is signed afresh.
-func NewClient(s *Signer, opts ...ClientOption) *http.Client {
-	var cfg clientConfig
-	for _, opt := range opts {
-		opt(&cfg)
+// NewClient returns an http.Client whose requests t signs. It follows at
+// most 10 redirects, by the rule t applies to signing (see
+// [Transport.AllowedHosts]): within the scheme and host of the first
+// request, or to a host AllowedHosts names, never from https to http;
+// other redirects fail with an error wrapping [ErrRedirectRefused]. Every
+// hop is signed afresh.
+//
+//	client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer})
+func NewClient(t *Transport) *http.Client {
+	if t == nil {
+		t = &Transport{} // RoundTrip refuses to send: no Signer
 	}
-	return &http.Client{
-		Transport: &Transport{
-			Signer:                s,
-			Base:                  cfg.base,
-			AllowedHosts:          cfg.hosts,
-			DisableSkewCorrection: cfg.noSkew,
-		},
-		CheckRedirect: redirectPolicy(cfg.hosts),
+	return &http.Client{Transport: t, CheckRedirect: t.checkRedirect}
+}
+
+// checkRedirect is the clients' redirect policy: [Transport.policy].
+func (t *Transport) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return errorf("stopped after %d redirects", maxRedirects)
 	}
+	_, err := t.policy(via[0], req)
+	return err
 }
 
 // NewRetryClient returns a go-retryablehttp client that retries failed
@@ -67,33 +45,58 @@ func NewClient(s *Signer, opts ...ClientOption) *http.Client {
 //
 // The client logs nothing (its Logger is nil); set Logger, RetryMax and the
 // wait times on the result as needed.
-func NewRetryClient(s *Signer, opts ...ClientOption) *retryablehttp.Client {
+func NewRetryClient(t *Transport) *retryablehttp.Client {
 	rc := retryablehttp.NewClient()
-	rc.HTTPClient = NewClient(s, opts...)
+	rc.HTTPClient = NewClient(t)
 	rc.Logger = nil
 	return rc
 }
 
-// redirectPolicy follows redirects within the first request's scheme and
-// host, or to an allowed host, and never from https to http.
-func redirectPolicy(hosts []string) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("asymjwt: stopped after 10 redirects")
+// CheckResponse returns a [*RefusedError] when resp is a verifier's
+// refusal: status 401 or 503 with "WWW-Authenticate: JWT error=<kind>". It
+// returns nil for any other answer, successful or not. The body is left to
+// the caller.
+//
+//	resp, err := client.Do(req)
+//	...
+//	if err := asymjwt.CheckResponse(resp); errors.Is(err, asymjwt.ErrStale) { ... }
+func CheckResponse(resp *http.Response) error {
+	if resp == nil || (resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusServiceUnavailable) {
+		return nil
+	}
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		scheme, params, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if !strings.EqualFold(scheme, "JWT") {
+			continue
 		}
-		first := via[0]
-		if strings.EqualFold(first.URL.Scheme, "https") && !strings.EqualFold(req.URL.Scheme, "https") {
-			return fmt.Errorf("%w: from https to %s://%s", ErrRedirectRefused, req.URL.Scheme, req.URL.Host)
-		}
-		if strings.EqualFold(first.URL.Scheme, req.URL.Scheme) &&
-			canonicalHost(first.URL.Scheme, requestHost(first)) == canonicalHost(req.URL.Scheme, requestHost(req)) {
-			return nil
-		}
-		for _, h := range hosts {
-			if hostMatches(h, requestHost(req), req.URL.Scheme) {
-				return nil
+		kind := "invalid_token"
+		if k, ok := authParam(params, "error"); ok {
+			if _, known := kindSentinel(k); known {
+				kind = k
 			}
 		}
-		return fmt.Errorf("%w: to %s://%s", ErrRedirectRefused, req.URL.Scheme, req.URL.Host)
+		return &RefusedError{StatusCode: resp.StatusCode, Kind: kind, Response: resp}
 	}
+	return nil
+}
+
+// authParam finds name=value or name="value" in a WWW-Authenticate
+// challenge's parameters (RFC 9110 §11.2).
+func authParam(params, name string) (string, bool) {
+	for _, p := range strings.Split(params, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if strings.HasPrefix(v, `"`) {
+			u, err := strconv.Unquote(v)
+			if err != nil {
+				return "", false
+			}
+			v = u
+		}
+		return v, true
+	}
+	return "", false
 }

@@ -53,7 +53,7 @@ func TestRetryClientSignsEveryAttempt(t *testing.T) {
 	defer srv.Close()
 	srv.AddKey("svc", kp.Public)
 
-	rc := fastRetries(asymjwt.NewRetryClient(kp.Signer(t, "svc")))
+	rc := fastRetries(asymjwt.NewRetryClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc")}))
 	req, err := retryablehttp.NewRequest("POST", srv.URL+"/jobs", []byte(`{"job":42}`))
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestRetryClientConcurrentCallers(t *testing.T) {
 	})))
 	defer srv.Close()
 	srv.AddKey("svc", kp.Public)
-	rc := fastRetries(asymjwt.NewRetryClient(kp.Signer(t, "svc")))
+	rc := fastRetries(asymjwt.NewRetryClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc")}))
 	rc.RetryMax = 10
 
 	var wg sync.WaitGroup
@@ -153,7 +153,7 @@ func TestClockSkewCorrection(t *testing.T) {
 	t.Run("learns, retries once, then passes at once", func(t *testing.T) {
 		srv.Reset()
 		signer := kp.Signer(t, "svc")
-		client := asymjwt.NewClient(signer, asymjwt.WithBaseTransport(srv.Transport()))
+		client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer, Base: srv.Transport()})
 		for range 2 {
 			req, _ := http.NewRequest("POST", srv.URL+"/x", bytes.NewReader([]byte("body")))
 			resp, err := client.Do(req)
@@ -176,8 +176,8 @@ func TestClockSkewCorrection(t *testing.T) {
 		if off := tr.ClockOffset(hostOf(srv.URL)); off < 58*time.Second || off > 62*time.Second {
 			t.Fatalf("learned offset %v, want about 60s", off)
 		}
-		if signer.ClockOffset() != 0 {
-			t.Fatal("the Signer's own offset changed: it would shift tokens for every host")
+		if other := tr.ClockOffset("other.example:443"); other != 0 {
+			t.Fatalf("offset %v learned for another host: it would shift tokens sent there", other)
 		}
 		if string(srv.Requests()[1].Body) != "body" {
 			t.Fatal("the retry lost the body")
@@ -186,7 +186,7 @@ func TestClockSkewCorrection(t *testing.T) {
 	t.Run("body that cannot be replayed: 401, no retry", func(t *testing.T) {
 		srv.Reset()
 		signer := kp.Signer(t, "svc")
-		client := asymjwt.NewClient(signer, asymjwt.WithBaseTransport(srv.Transport()))
+		client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer, Base: srv.Transport()})
 		req, _ := http.NewRequest("POST", srv.URL+"/x", io.NopCloser(strings.NewReader("once")))
 		resp, err := client.Do(req)
 		if err != nil {
@@ -203,7 +203,7 @@ func TestClockSkewCorrection(t *testing.T) {
 	t.Run("switched off", func(t *testing.T) {
 		srv.Reset()
 		signer := kp.Signer(t, "svc")
-		client := asymjwt.NewClient(signer, asymjwt.WithBaseTransport(srv.Transport()), asymjwt.WithoutSkewCorrection())
+		client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer, Base: srv.Transport(), DisableSkewCorrection: true})
 		resp, err := client.Get(srv.URL + "/x")
 		if err != nil {
 			t.Fatal(err)
@@ -250,7 +250,7 @@ func TestClockSkewIgnoresUnusableAnswers(t *testing.T) {
 			var hits atomic.Int32
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { staleServer(date()).ServeHTTP(w, r) })
 			srv := newCountingServer(t, &hits, h)
-			client := asymjwt.NewClient(kp.Signer(t, "svc"))
+			client := asymjwt.NewClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc")})
 			resp, err := client.Get(srv + "/")
 			if err != nil {
 				t.Fatal(err)
@@ -268,7 +268,7 @@ func TestClockSkewIgnoresUnusableAnswers(t *testing.T) {
 			// A server whose clock jumps on every request.
 			staleServer(time.Now().Add(time.Duration(hits.Load())*2*time.Minute).UTC().Format(http.TimeFormat)).ServeHTTP(w, r)
 		}))
-		resp, err := asymjwt.NewClient(kp.Signer(t, "svc")).Get(srv + "/")
+		resp, err := asymjwt.NewClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc")}).Get(srv + "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,7 @@ func TestRedirects(t *testing.T) {
 	signer := kp.Signer(t, "svc")
 
 	t.Run("another host refused by NewClient", func(t *testing.T) {
-		_, err := asymjwt.NewClient(signer).Get(first.URL + "/away")
+		_, err := asymjwt.NewClient(&asymjwt.Transport{Signer: signer}).Get(first.URL + "/away")
 		if !errors.Is(err, asymjwt.ErrRedirectRefused) {
 			t.Fatalf("err = %v, want ErrRedirectRefused", err)
 		}
@@ -321,7 +321,7 @@ func TestRedirects(t *testing.T) {
 	})
 	t.Run("another host allowed", func(t *testing.T) {
 		second.Reset()
-		client := asymjwt.NewClient(signer, asymjwt.WithAllowedHosts(hostOf(first.URL), hostOf(second.URL)))
+		client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer, AllowedHosts: []string{hostOf(first.URL), hostOf(second.URL)}})
 		resp, err := client.Get(first.URL + "/away")
 		if err != nil {
 			t.Fatal(err)
@@ -333,7 +333,7 @@ func TestRedirects(t *testing.T) {
 	})
 	t.Run("same host 307 with a body, re-signed", func(t *testing.T) {
 		first.Reset()
-		resp, err := asymjwt.NewClient(signer).Post(first.URL+"/old", "text/plain", strings.NewReader("payload"))
+		resp, err := asymjwt.NewClient(&asymjwt.Transport{Signer: signer}).Post(first.URL+"/old", "text/plain", strings.NewReader("payload"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func TestClockSkewIsPerHost(t *testing.T) {
 	defer onTime.Close()
 	onTime.AddKey("svc", kp.Public)
 
-	client := asymjwt.NewClient(kp.Signer(t, "svc"))
+	client := asymjwt.NewClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc")})
 	for _, srv := range []*verifytest.Server{ahead, onTime, ahead, onTime} {
 		resp, err := client.Get(srv.URL + "/")
 		if err != nil {

@@ -3,138 +3,114 @@ package asymjwt
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/asymjwt/asymjwt/internal/keyformat"
 )
 
-// Errors about keys. Errors returned by this package wrap one of these, so
-// callers can test for them with [errors.Is]. None of them ever carries key
-// material, a passphrase or a token.
+// Every error this package returns names the package once, at its start
+// ("asymjwt: loading key id_ed25519: key is encrypted and no passphrase was
+// given"). The sentinels below carry no prefix of their own: they are the
+// reason, wrapped by an error that names the operation. Test for them with
+// [errors.Is], and for the typed errors with [errors.As]. No error ever
+// holds key material, a passphrase or a token.
+
+// Errors about keys.
 var (
 	// ErrKeyFormat means the input is not a key this package can read:
 	// garbage, a truncated file, or a key of the other kind (a public key
 	// where a private one is wanted, a private key in an authorized_keys
 	// file).
-	ErrKeyFormat = errors.New("asymjwt: not a recognised key")
+	ErrKeyFormat = keyformat.ErrFormat
 
 	// ErrEmptyKey means the key file or key bytes are empty.
-	ErrEmptyKey = errors.New("asymjwt: key is empty")
+	ErrEmptyKey = errors.New("key is empty")
 
 	// ErrNotKeyFile means the key path names a directory or another
 	// non-regular file.
-	ErrNotKeyFile = errors.New("asymjwt: key path is not a regular file")
+	ErrNotKeyFile = errors.New("key path is not a regular file")
 
 	// ErrUnsupportedKey means the key is of a type or curve that JWS cannot
 	// use here (DSA, X25519, secp256k1, ...).
-	ErrUnsupportedKey = errors.New("asymjwt: unsupported key type")
+	ErrUnsupportedKey = keyformat.ErrUnsupported
 
 	// ErrWeakKey means an RSA key is shorter than 2048 bits.
-	ErrWeakKey = errors.New("asymjwt: RSA key shorter than 2048 bits")
+	ErrWeakKey = errors.New("RSA key shorter than 2048 bits")
 
 	// ErrPassphraseRequired means the key is encrypted and no passphrase was
 	// given. The error is also a [*PassphraseMissingError].
-	ErrPassphraseRequired = errors.New("asymjwt: key is encrypted and no passphrase was given")
+	ErrPassphraseRequired = errors.New("key is encrypted and no passphrase was given")
 
 	// ErrIncorrectPassphrase means the key is encrypted and the passphrase
 	// given does not decrypt it.
-	ErrIncorrectPassphrase = errors.New("asymjwt: incorrect passphrase")
+	ErrIncorrectPassphrase = keyformat.ErrIncorrectPassphrase
 
 	// ErrUnsupportedAlgorithm means a signing algorithm is unknown, not
 	// allowed, or does not fit the key (ES384 for a P-256 key, HS256, none).
-	ErrUnsupportedAlgorithm = errors.New("asymjwt: unsupported algorithm for key")
+	ErrUnsupportedAlgorithm = errors.New("unsupported algorithm for key")
 
 	// ErrInvalidUsername means a username is empty, too long, not UTF-8 or
 	// contains control characters.
-	ErrInvalidUsername = errors.New("asymjwt: invalid username")
+	ErrInvalidUsername = errors.New("invalid username")
+
+	// ErrInvalidOption means an option was given a value it cannot use (a
+	// nil function, a negative size, an empty list). Constructors return it,
+	// wrapped with the option's name; no option falls back to a default
+	// silently.
+	ErrInvalidOption = errors.New("invalid option")
 )
-
-// KeyError reports a failure to load a key, naming where it came from. It
-// wraps one of the ErrX values above (or an I/O error).
-type KeyError struct {
-	// Path is the file the key was read from; empty for keys given as bytes.
-	Path string
-	// Err is the cause.
-	Err error
-}
-
-// Error names the key file (if any) and the cause; never key bytes.
-func (e *KeyError) Error() string {
-	if e.Path == "" {
-		return fmt.Sprintf("asymjwt: loading key: %v", e.Err)
-	}
-	return fmt.Sprintf("asymjwt: loading key %s: %v", e.Path, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *KeyError) Unwrap() error { return e.Err }
-
-// PassphraseMissingError is returned when a key is encrypted and no passphrase
-// (or passphrase callback) was given. It matches [ErrPassphraseRequired] with
-// [errors.Is].
-type PassphraseMissingError struct {
-	// Path is the key file; empty for keys given as bytes.
-	Path string
-}
-
-// Error names the key file (if any).
-func (e *PassphraseMissingError) Error() string {
-	if e.Path == "" {
-		return ErrPassphraseRequired.Error()
-	}
-	return fmt.Sprintf("asymjwt: key %s is encrypted and no passphrase was given", e.Path)
-}
-
-// Is reports whether target is [ErrPassphraseRequired].
-func (e *PassphraseMissingError) Is(target error) bool { return target == ErrPassphraseRequired }
 
 // Errors of the verifier, one per cause. [Verifier.Verify] returns an error
 // that wraps exactly one of them; [ErrorKind] gives the short name sent to
 // clients in "WWW-Authenticate: JWT error=<kind>".
 var (
 	// ErrNoToken means the request has no "Authorization: JWT" header.
-	ErrNoToken = errors.New("asymjwt: no JWT authorization")
+	ErrNoToken = errors.New("no JWT authorization")
 
 	// ErrTokenTooLarge means the header or token exceeds the size limit and
 	// was not parsed.
-	ErrTokenTooLarge = errors.New("asymjwt: token too large")
+	ErrTokenTooLarge = errors.New("token too large")
 
 	// ErrMalformed means the token is not a strict compact JWS with a JSON
 	// object header and claims (bad base64, wrong segment count, duplicate
 	// or case-variant names, ...).
-	ErrMalformed = errors.New("asymjwt: malformed token")
+	ErrMalformed = errors.New("malformed token")
 
 	// ErrBadHeader means the JOSE header asks for something refused: a key
 	// from elsewhere (jku, x5u, jwk, x5c), a "crit" extension, a "typ" other
 	// than JWT.
-	ErrBadHeader = errors.New("asymjwt: refused token header")
+	ErrBadHeader = errors.New("refused token header")
 
 	// ErrBadAlgorithm means "alg" is missing, not allowed, or does not fit
 	// the stored key (none, HS256, ES384 on a P-256 key, ...).
-	ErrBadAlgorithm = errors.New("asymjwt: algorithm not allowed for key")
+	ErrBadAlgorithm = errors.New("algorithm not allowed for key")
 
 	// ErrBadClaims means a required claim is missing or of the wrong type,
 	// or a claim is out of range.
-	ErrBadClaims = errors.New("asymjwt: invalid claims")
+	ErrBadClaims = errors.New("invalid claims")
 
 	// ErrUnknownUser means the user has no keys. On the wire it is reported
 	// as "invalid_signature", so clients cannot probe for usernames.
-	ErrUnknownUser = errors.New("asymjwt: unknown user")
+	ErrUnknownUser = errors.New("unknown user")
 
 	// ErrBadSignature means no key of the user verifies the signature.
-	ErrBadSignature = errors.New("asymjwt: invalid signature")
+	ErrBadSignature = errors.New("invalid signature")
 
 	// ErrStale means the token's time is outside the accepted window.
-	ErrStale = errors.New("asymjwt: token time outside the accepted window")
+	ErrStale = errors.New("token time outside the accepted window")
 
 	// ErrReplay means the token's nonce was already used.
-	ErrReplay = errors.New("asymjwt: nonce already used")
+	ErrReplay = errors.New("nonce already used")
 
 	// ErrBinding means the htm/htu claims do not match the request, or are
 	// missing where binding is required.
-	ErrBinding = errors.New("asymjwt: token bound to another request")
+	ErrBinding = errors.New("token bound to another request")
 
 	// ErrUnavailable means verification could not be completed (the key
 	// store or nonce store failed): the request is refused with 503, never
 	// accepted.
-	ErrUnavailable = errors.New("asymjwt: cannot verify now")
+	ErrUnavailable = errors.New("cannot verify now")
 )
 
 // Errors about keys held by an ssh-agent (see [Agent]). Requests to an agent
@@ -143,39 +119,262 @@ var (
 var (
 	// ErrNoAgent means no agent socket was given and SSH_AUTH_SOCK is not
 	// set.
-	ErrNoAgent = errors.New("asymjwt: no ssh-agent")
+	ErrNoAgent = errors.New("no ssh-agent")
 
 	// ErrAgentUnavailable means the agent cannot be reached: the socket
 	// cannot be dialled, the connection broke and dialling again failed, or
 	// the Agent was closed.
-	ErrAgentUnavailable = errors.New("asymjwt: ssh-agent unavailable")
+	ErrAgentUnavailable = errors.New("ssh-agent unavailable")
 
 	// ErrAgentRefused means the agent answered with a failure: it no longer
 	// holds the key, it is locked, or a confirmation was refused.
-	ErrAgentRefused = errors.New("asymjwt: ssh-agent refused the request")
+	ErrAgentRefused = errors.New("ssh-agent refused the request")
 
 	// ErrAgentSignature means the agent returned a signature other than the
 	// one asked for (such as a SHA-1 "ssh-rsa" signature when rsa-sha2-512
 	// was asked for) or a malformed one. No token is made from it.
-	ErrAgentSignature = errors.New("asymjwt: unexpected signature from ssh-agent")
+	ErrAgentSignature = errors.New("unexpected signature from ssh-agent")
 
 	// ErrAgentKeyNotFound means no key in the agent matches the selector.
-	ErrAgentKeyNotFound = errors.New("asymjwt: no matching key in ssh-agent")
+	ErrAgentKeyNotFound = errors.New("no matching key in ssh-agent")
 
 	// ErrAgentKeyAmbiguous means several keys in the agent match, or the
 	// agent holds several keys and none was chosen.
-	ErrAgentKeyAmbiguous = errors.New("asymjwt: several matching keys in ssh-agent")
+	ErrAgentKeyAmbiguous = errors.New("several matching keys in ssh-agent")
 )
 
 // Errors of the key stores and of the clients.
 var (
 	// ErrNotKeyDir means the path given to [NewDirKeyStore] is not a
 	// readable directory.
-	ErrNotKeyDir = errors.New("asymjwt: not a readable key directory")
+	ErrNotKeyDir = errors.New("not a readable key directory")
 
 	// ErrRedirectRefused is returned (inside a *url.Error) by the clients of
 	// [NewClient] and [NewRetryClient] when a server redirects to another
-	// scheme or host that [WithAllowedHosts] does not name, or from https to
-	// http.
-	ErrRedirectRefused = errors.New("asymjwt: redirect to another host refused")
+	// scheme or host that [Transport.AllowedHosts] does not name, or from
+	// https to http.
+	ErrRedirectRefused = errors.New("redirect to another host refused")
 )
+
+// KeyError reports a failure to load a key, naming where it came from. It
+// wraps one of the key errors above (or an I/O error).
+type KeyError struct {
+	// Path is the file the key was read from; empty for keys given as bytes
+	// or as a crypto.Signer.
+	Path string
+	// Err is the cause.
+	Err error
+}
+
+// Error names the key file (if any) and the cause; never key bytes.
+func (e *KeyError) Error() string { return prefix + e.reason() }
+
+func (e *KeyError) reason() string {
+	if e.Path == "" {
+		return "loading key: " + reasonOf(e.Err)
+	}
+	return "loading key " + e.Path + ": " + reasonOf(e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// PassphraseMissingError is returned, inside a [*KeyError], when a key is
+// encrypted and no passphrase (or passphrase function) was given. It
+// matches [ErrPassphraseRequired] with [errors.Is].
+type PassphraseMissingError struct {
+	// Path is the key file; empty for keys given as bytes.
+	Path string
+}
+
+// Error says that a passphrase is needed.
+func (e *PassphraseMissingError) Error() string { return prefix + e.reason() }
+
+func (e *PassphraseMissingError) reason() string { return ErrPassphraseRequired.Error() }
+
+// Is reports whether target is [ErrPassphraseRequired].
+func (e *PassphraseMissingError) Is(target error) bool { return target == ErrPassphraseRequired }
+
+// LineError reports a line of public key text that [ParsePublicKeys] skipped.
+// Err wraps [ErrKeyFormat] (corrupt line or PEM block), [ErrUnsupportedKey]
+// (certificate, security key, DSA, unsupported curve, an authorized_keys
+// option that cannot be honoured) or [ErrWeakKey] (RSA under 2048 bits). The
+// message names the line and, where known, the key type or comment, never
+// key bytes.
+type LineError struct {
+	// Line is the 1-based line number in the text; for a PEM block, the line
+	// of its BEGIN marker.
+	Line int
+	// Err is the cause.
+	Err error
+}
+
+// Error names the line and the cause; never the key bytes.
+func (e *LineError) Error() string { return prefix + e.reason() }
+
+func (e *LineError) reason() string {
+	if e.Err == nil {
+		return fmt.Sprintf("key line %d skipped", e.Line)
+	}
+	return fmt.Sprintf("key line %d: %s", e.Line, reasonOf(e.Err))
+}
+
+// Unwrap returns the cause.
+func (e *LineError) Unwrap() error { return e.Err }
+
+// AgentError reports a failed request to an ssh-agent. Err wraps
+// [ErrAgentUnavailable], [ErrAgentRefused], [ErrAgentSignature], [ErrNoAgent]
+// or the request context's error (context.DeadlineExceeded,
+// context.Canceled).
+type AgentError struct {
+	// Socket is the agent's socket path; empty for an agent given to
+	// [NewAgent].
+	Socket string
+	// Op is what was asked: "dial", "list" or "sign".
+	Op string
+	// Err is the cause.
+	Err error
+}
+
+// Error names the socket and operation and the cause; never key material.
+func (e *AgentError) Error() string { return prefix + e.reason() }
+
+func (e *AgentError) reason() string {
+	where := "ssh-agent"
+	if e.Socket != "" {
+		where = "ssh-agent " + e.Socket
+	}
+	return where + ": " + e.Op + ": " + reasonOf(e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *AgentError) Unwrap() error { return e.Err }
+
+// AgentKeyChoiceError reports that a key could not be chosen among the
+// agent's: none matched ([ErrAgentKeyNotFound]) or several did
+// ([ErrAgentKeyAmbiguous]). Its message lists the fingerprints and comments
+// on offer, so a user can pick one.
+type AgentKeyChoiceError struct {
+	// Selector is what was asked for: a fingerprint, a comment, or empty.
+	Selector string
+	// Choices are the usable keys the agent holds when none matched, or the
+	// keys that matched when several did.
+	Choices []AgentKeyInfo
+	// Err is ErrAgentKeyNotFound or ErrAgentKeyAmbiguous.
+	Err error
+}
+
+// Error lists the fingerprints and comments on offer.
+func (e *AgentKeyChoiceError) Error() string { return prefix + e.reason() }
+
+func (e *AgentKeyChoiceError) reason() string {
+	var b strings.Builder
+	b.WriteString("ssh-agent: ")
+	switch {
+	case e.Err == ErrAgentKeyAmbiguous && e.Selector == "":
+		fmt.Fprintf(&b, "the agent holds %d keys and none was chosen; choose one by fingerprint or comment", len(e.Choices))
+	case e.Err == ErrAgentKeyAmbiguous:
+		fmt.Fprintf(&b, "%d keys match %q; choose one by fingerprint", len(e.Choices), e.Selector)
+	case len(e.Choices) == 0:
+		b.WriteString("no usable key in the agent")
+		if e.Selector != "" {
+			fmt.Fprintf(&b, " (asked for %q)", e.Selector)
+		}
+		return b.String()
+	case e.Selector == "":
+		b.WriteString("no key chosen")
+	default:
+		fmt.Fprintf(&b, "no key matches %q", e.Selector)
+	}
+	b.WriteString("; keys on offer:")
+	for _, c := range e.Choices {
+		fmt.Fprintf(&b, " %s %q (%s);", c.Fingerprint, c.Comment, c.Type)
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// Unwrap returns Err.
+func (e *AgentKeyChoiceError) Unwrap() error { return e.Err }
+
+// RefusedError is a verifier's refusal as a client sees it: a 401 or 503
+// answer carrying "WWW-Authenticate: JWT error=<kind>". [CheckResponse]
+// returns it, as *oauth2.RetrieveError carries a token endpoint's answer.
+// It matches the sentinel of its kind with [errors.Is] (a "replay" refusal
+// is ErrReplay, "stale" ErrStale, "unavailable" ErrUnavailable, ...).
+type RefusedError struct {
+	// StatusCode is the answer's status: 401, or 503 when the verifier
+	// could not check the token.
+	StatusCode int
+	// Kind is the error kind the verifier sent ("stale", "replay", ...; see
+	// [ErrorKind]); "invalid_token" when it sent none this package knows.
+	Kind string
+	// Response is the answer, for its other headers. Its body has been
+	// read or closed by the caller of CheckResponse.
+	Response *http.Response
+}
+
+// Error names the kind and status.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%srequest refused by the server: %s (%d %s)", prefix, e.Kind, e.StatusCode, http.StatusText(e.StatusCode))
+}
+
+// Is reports whether target is the sentinel of e's kind.
+func (e *RefusedError) Is(target error) bool {
+	s, ok := kindSentinel(e.Kind)
+	return ok && s == target
+}
+
+// prefix starts every error message of this package.
+const prefix = "asymjwt: "
+
+// reasoner is an error of this package: its reason is its message without
+// the prefix, so another error of this package can wrap it and still name
+// the package once.
+type reasoner interface {
+	error
+	reason() string
+}
+
+// reasonOf returns err's message as a cause inside another of this
+// package's errors.
+func reasonOf(err error) string {
+	if r, ok := err.(reasoner); ok {
+		return r.reason()
+	}
+	return err.Error()
+}
+
+// pkgError is an error made by errorf: its reason is the formatted
+// message, and Error adds the prefix.
+type pkgError struct{ err error }
+
+func (e *pkgError) Error() string  { return prefix + e.err.Error() }
+func (e *pkgError) reason() string { return e.err.Error() }
+func (e *pkgError) Unwrap() error  { return e.err }
+
+// asCause shows one of this package's errors by its reason, so that an
+// error wrapping it names the package once; it unwraps to the error itself.
+type asCause struct{ r reasoner }
+
+func (c asCause) Error() string { return c.r.reason() }
+func (c asCause) Unwrap() error { return c.r }
+
+// errorf is fmt.Errorf for the errors this package returns: the message is
+// prefixed once, and wrapped errors of this package contribute their reason
+// without their own prefix.
+func errorf(format string, args ...any) error {
+	for i, a := range args {
+		if r, ok := a.(reasoner); ok {
+			args[i] = asCause{r}
+		}
+	}
+	return &pkgError{fmt.Errorf(format, args...)}
+}
+
+// wrapOp is "asymjwt: <op>: <cause>".
+func wrapOp(op string, err error) error { return errorf("%s: %w", op, err) }
+
+// optionError reports an option given a value it cannot use.
+func optionError(option, why string) error {
+	return errorf("%s: %w: %s", option, ErrInvalidOption, why)
+}

@@ -45,7 +45,8 @@ func Example() {
 	srv := httptest.NewServer(verifier.Middleware(api))
 	defer srv.Close()
 
-	resp, err := asymjwt.NewClient(signer).Get(srv.URL + "/v1/invoices")
+	client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer})
+	resp, err := client.Get(srv.URL + "/v1/invoices")
 	if err != nil {
 		panic(err)
 	}
@@ -159,7 +160,7 @@ func ExampleNewRetryClient() {
 	})))
 	defer srv.Close()
 
-	client := asymjwt.NewRetryClient(signer)
+	client := asymjwt.NewRetryClient(&asymjwt.Transport{Signer: signer})
 	client.RetryWaitMin, client.RetryWaitMax = time.Millisecond, 10*time.Millisecond
 	resp, err := client.Post(srv.URL+"/jobs", "application/json", []byte(`{"id":7}`))
 	if err != nil {
@@ -181,11 +182,11 @@ func ExampleNewClient() {
 	srv := httptest.NewServer(http.RedirectHandler(other.URL+"/elsewhere", http.StatusFound))
 	defer srv.Close()
 
-	_, err := asymjwt.NewClient(signer).Get(srv.URL + "/")
+	_, err := asymjwt.NewClient(&asymjwt.Transport{Signer: signer}).Get(srv.URL + "/")
 	fmt.Println(errors.Is(err, asymjwt.ErrRedirectRefused))
 
-	allowed := asymjwt.NewClient(signer, asymjwt.WithAllowedHosts(
-		strings.TrimPrefix(srv.URL, "http://"), strings.TrimPrefix(other.URL, "http://")))
+	allowed := asymjwt.NewClient(&asymjwt.Transport{Signer: signer, AllowedHosts: []string{
+		strings.TrimPrefix(srv.URL, "http://"), strings.TrimPrefix(other.URL, "http://")}})
 	resp, err := allowed.Get(srv.URL + "/")
 	if err != nil {
 		panic(err)
@@ -195,4 +196,104 @@ func ExampleNewClient() {
 	// Output:
 	// true
 	// 200 OK /elsewhere
+}
+
+// A client tells a refusal from other answers with CheckResponse, and the
+// kind of refusal with errors.Is.
+func ExampleCheckResponse() {
+	key, _ := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519")
+	keys := asymjwt.NewMemoryKeyStore() // the server does not know the key
+	verifier, _ := asymjwt.NewVerifier(keys)
+	srv := httptest.NewServer(verifier.Middleware(http.NotFoundHandler()))
+	defer srv.Close()
+
+	signer, _ := asymjwt.NewSigner("stranger", key)
+	resp, err := asymjwt.NewClient(&asymjwt.Transport{Signer: signer}).Get(srv.URL + "/")
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	err = asymjwt.CheckResponse(resp)
+	var refused *asymjwt.RefusedError
+	if errors.As(err, &refused) {
+		fmt.Println(refused.StatusCode, refused.Kind, errors.Is(err, asymjwt.ErrBadSignature))
+	}
+	// Output: 401 invalid_signature true
+}
+
+// Rotating a client's key without a restart: the server lists both keys
+// for a while, the client switches, then the server drops the old one.
+func ExampleSigner_SetKey() {
+	oldKey, _ := asymjwt.KeyFromFile("testdata/keys/openssh_ed25519")
+	newKey, _ := asymjwt.KeyFromFile("testdata/keys/sec1_p256.pem")
+	keys := asymjwt.NewMemoryKeyStore()
+	_ = keys.Add("billing", oldKey.Public(), newKey.Public()) // step 1: both trusted
+	verifier, _ := asymjwt.NewVerifier(keys)
+	srv := httptest.NewServer(verifier.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := asymjwt.IdentityFrom(r.Context())
+		fmt.Fprint(w, id.Algorithm)
+	})))
+	defer srv.Close()
+
+	signer, _ := asymjwt.NewSigner("billing", oldKey)
+	client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer})
+	get := func() {
+		resp, err := client.Get(srv.URL + "/")
+		if err != nil {
+			panic(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, string(body))
+	}
+	get()
+	if err := signer.SetKey(newKey); err != nil { // step 2: the client switches
+		panic(err)
+	}
+	get()
+	_ = keys.Set("billing", []asymjwt.PublicKey{{Key: newKey.Public()}}) // step 3: the old key goes
+	get()
+	// Output:
+	// 200 EdDSA
+	// 200 ES256
+	// 200 ES256
+}
+
+// A JSON API writes its own body for refused requests; the status and the
+// WWW-Authenticate and Date headers stay the verifier's.
+func ExampleWithErrorBody() {
+	keys := asymjwt.NewMemoryKeyStore()
+	verifier, _ := asymjwt.NewVerifier(keys, asymjwt.WithErrorBody(func(r *http.Request, err error) (string, []byte) {
+		return "application/json", []byte(`{"error":"` + asymjwt.ErrorKind(err) + `"}` + "\n")
+	}))
+	srv := httptest.NewServer(verifier.Middleware(http.NotFoundHandler()))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("WWW-Authenticate"))
+	fmt.Print(string(body))
+	// Output:
+	// 401 application/json JWT error="no_token"
+	// {"error":"no_token"}
+}
+
+// One clock option serves every constructor that reads a clock, and an
+// option given a value it cannot use is an error from the constructor.
+func ExampleWithClock() {
+	fixed := func() time.Time { return time.Unix(1_800_000_000, 0) }
+	keys := asymjwt.NewMemoryKeyStore()
+	nonces, _ := asymjwt.NewMemoryNonceStore(asymjwt.WithClock(fixed))
+	_, err := asymjwt.NewVerifier(keys, asymjwt.WithClock(fixed), asymjwt.WithNonceStore(nonces))
+	fmt.Println(err)
+
+	_, err = asymjwt.NewVerifier(keys, asymjwt.WithClock(nil))
+	fmt.Println(errors.Is(err, asymjwt.ErrInvalidOption), err)
+	// Output:
+	// <nil>
+	// true asymjwt: WithClock: invalid option: nil clock
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/asymjwt/asymjwt/internal/keyformat"
+	"github.com/asymjwt/asymjwt/internal/sigconv"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -34,9 +35,6 @@ type Key interface {
 	SignJWS(ctx context.Context, alg Algorithm, signingInput []byte) ([]byte, error)
 }
 
-// KeyOption configures how [KeyFromFile] and [ParseKey] read a key.
-type KeyOption func(*keyOptions)
-
 type keyOptions struct {
 	passphrase func() ([]byte, error)
 }
@@ -44,17 +42,24 @@ type keyOptions struct {
 // WithPassphrase gives the passphrase of an encrypted key. It is used only if
 // the key is encrypted; the slice is not retained.
 func WithPassphrase(passphrase []byte) KeyOption {
-	return func(o *keyOptions) {
+	return keyOptionFunc(func(o *keyOptions) error {
 		o.passphrase = func() ([]byte, error) { return passphrase, nil }
-	}
+		return nil
+	})
 }
 
 // WithPassphraseFunc gives a function that returns the passphrase of an
 // encrypted key, for example by prompting on a terminal. It is called at most
 // once, and only if the key is encrypted. An error it returns is passed on
-// wrapped; an empty passphrase counts as none.
+// wrapped; an empty passphrase counts as none. f must not be nil.
 func WithPassphraseFunc(f func() ([]byte, error)) KeyOption {
-	return func(o *keyOptions) { o.passphrase = f }
+	return keyOptionFunc(func(o *keyOptions) error {
+		if f == nil {
+			return optionError("WithPassphraseFunc", "nil function")
+		}
+		o.passphrase = f
+		return nil
+	})
 }
 
 // KeyFromFile reads a private key from a file. A leading "~/" in path stands
@@ -62,6 +67,10 @@ func WithPassphraseFunc(f func() ([]byte, error)) KeyOption {
 // are [*KeyError] values naming the path and wrapping the cause; they never
 // contain key bytes or the passphrase.
 func KeyFromFile(path string, opts ...KeyOption) (Key, error) {
+	o, err := keyOpts(opts)
+	if err != nil {
+		return nil, err
+	}
 	expanded, err := expandHome(path)
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
@@ -78,11 +87,21 @@ func KeyFromFile(path string, opts ...KeyOption) (Key, error) {
 		return nil, &KeyError{Path: path, Err: err}
 	}
 	defer clear(data)
-	k, err := parseKey(data, path, opts)
+	k, err := parseKey(data, path, o)
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
 	}
 	return k, nil
+}
+
+func keyOpts(opts []KeyOption) (keyOptions, error) {
+	var o keyOptions
+	for _, opt := range opts {
+		if err := opt.applyKey(&o); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
 }
 
 // ParseKey reads a PEM-encoded private key:
@@ -99,18 +118,18 @@ func KeyFromFile(path string, opts ...KeyOption) (Key, error) {
 // [ErrIncorrectPassphrase]. RSA keys under 2048 bits ([ErrWeakKey]) and other
 // key types or curves ([ErrUnsupportedKey]) are refused.
 func ParseKey(data []byte, opts ...KeyOption) (Key, error) {
-	k, err := parseKey(data, "", opts)
+	o, err := keyOpts(opts)
+	if err != nil {
+		return nil, err
+	}
+	k, err := parseKey(data, "", o)
 	if err != nil {
 		return nil, &KeyError{Err: err}
 	}
 	return k, nil
 }
 
-func parseKey(data []byte, path string, opts []KeyOption) (Key, error) {
-	var o keyOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+func parseKey(data []byte, path string, o keyOptions) (Key, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, ErrEmptyKey
 	}
@@ -128,18 +147,18 @@ func parseKey(data []byte, path string, opts []KeyOption) (Key, error) {
 	switch block.Type {
 	case "ENCRYPTED PRIVATE KEY":
 		raw, err = withPassphrase(o, path, func(p []byte) (any, error) {
-			der, err := decryptPKCS8(block.Bytes, p)
+			der, err := keyformat.DecryptPKCS8(block.Bytes, p)
 			if err != nil {
 				return nil, err
 			}
 			defer clear(der)
-			return wrongPassphraseIfGarbage(parsePKCS8(der))
+			return wrongPassphraseIfGarbage(keyformat.ParsePKCS8(der))
 		})
 	case "PRIVATE KEY":
-		raw, err = parsePKCS8(block.Bytes)
+		raw, err = keyformat.ParsePKCS8(block.Bytes)
 	case "RSA PRIVATE KEY", "EC PRIVATE KEY":
 		if _, encrypted := block.Headers["DEK-Info"]; !encrypted {
-			raw, err = parseTraditional(block.Type, block.Bytes)
+			raw, err = keyformat.ParseTraditional(block.Type, block.Bytes)
 			break
 		}
 		raw, err = withPassphrase(o, path, func(p []byte) (any, error) {
@@ -152,7 +171,7 @@ func parseKey(data []byte, path string, opts []KeyOption) (Key, error) {
 				return nil, fmt.Errorf("%w: encrypted PEM", ErrKeyFormat)
 			}
 			defer clear(der)
-			return wrongPassphraseIfGarbage(parseTraditional(block.Type, der))
+			return wrongPassphraseIfGarbage(keyformat.ParseTraditional(block.Type, der))
 		})
 	case "OPENSSH PRIVATE KEY":
 		raw, err = ssh.ParseRawPrivateKey(data)
@@ -195,7 +214,7 @@ func withPassphrase(o keyOptions, path string, decrypt func([]byte) (any, error)
 	return decrypt(p)
 }
 
-var errPassphraseFunc = errors.New("asymjwt: reading passphrase")
+var errPassphraseFunc = errors.New("reading passphrase")
 
 // opensshError classifies an x/crypto/ssh parse error, which carries no key
 // bytes but has no sentinel of its own for unsupported key types.
@@ -219,75 +238,6 @@ func wrongPassphraseIfGarbage(raw any, err error) (any, error) {
 	return raw, err
 }
 
-// parseTraditional parses the DER of a PKCS#1 RSA or SEC1 EC key.
-func parseTraditional(blockType string, der []byte) (any, error) {
-	if blockType == "RSA PRIVATE KEY" {
-		k, err := x509.ParsePKCS1PrivateKey(der)
-		if err != nil {
-			return nil, fmt.Errorf("%w: PKCS#1", ErrKeyFormat)
-		}
-		return k, nil
-	}
-	k, err := x509.ParseECPrivateKey(der)
-	if err == nil {
-		return k, nil
-	}
-	var ec struct {
-		Version       int
-		PrivateKey    []byte
-		NamedCurveOID asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
-	}
-	if _, perr := asn1.Unmarshal(der, &ec); perr == nil && len(ec.NamedCurveOID) > 0 && !knownCurve(ec.NamedCurveOID) {
-		return nil, fmt.Errorf("%w: ECDSA curve %s", ErrUnsupportedKey, ec.NamedCurveOID)
-	}
-	return nil, fmt.Errorf("%w: SEC1", ErrKeyFormat)
-}
-
-// parsePKCS8 parses an unencrypted PKCS#8 key, telling unsupported key types
-// and curves apart from garbage.
-func parsePKCS8(der []byte) (any, error) {
-	raw, err := x509.ParsePKCS8PrivateKey(der)
-	if err == nil {
-		return raw, nil
-	}
-	var info struct {
-		Version   int
-		Algorithm struct {
-			Algorithm  asn1.ObjectIdentifier
-			Parameters asn1.RawValue `asn1:"optional"`
-		}
-		PrivateKey []byte
-	}
-	if _, perr := asn1.Unmarshal(der, &info); perr != nil {
-		return nil, fmt.Errorf("%w: PKCS#8", ErrKeyFormat)
-	}
-	switch {
-	case info.Algorithm.Algorithm.Equal(oidPublicKeyECDSA):
-		var curve asn1.ObjectIdentifier
-		if _, perr := asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &curve); perr == nil && !knownCurve(curve) {
-			return nil, fmt.Errorf("%w: ECDSA curve %s", ErrUnsupportedKey, curve)
-		}
-		return nil, fmt.Errorf("%w: PKCS#8 ECDSA", ErrKeyFormat)
-	case info.Algorithm.Algorithm.Equal(oidPublicKeyRSA), info.Algorithm.Algorithm.Equal(oidPublicKeyEd25519):
-		return nil, fmt.Errorf("%w: PKCS#8", ErrKeyFormat)
-	default:
-		return nil, fmt.Errorf("%w: PKCS#8 algorithm %s", ErrUnsupportedKey, info.Algorithm.Algorithm)
-	}
-}
-
-var (
-	oidPublicKeyRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
-	oidPublicKeyECDSA   = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidPublicKeyEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
-	oidCurveP256        = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
-	oidCurveP384        = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
-	oidCurveP521        = asn1.ObjectIdentifier{1, 3, 132, 0, 35}
-)
-
-func knownCurve(oid asn1.ObjectIdentifier) bool {
-	return oid.Equal(oidCurveP256) || oid.Equal(oidCurveP384) || oid.Equal(oidCurveP521)
-}
-
 // newInProcessKey wraps a parsed private key after checking its type and size.
 func newInProcessKey(raw any) (Key, error) {
 	switch k := raw.(type) {
@@ -297,7 +247,7 @@ func newInProcessKey(raw any) (Key, error) {
 	default:
 		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, raw)
 	}
-	return KeyFromSigner(raw.(crypto.Signer))
+	return newSignerKey(raw.(crypto.Signer))
 }
 
 // KeyFromSigner makes a Key of a crypto.Signer: an in-memory
@@ -307,7 +257,17 @@ func newInProcessKey(raw any) (Key, error) {
 // to r||s here), RSA PSS when given *rsa.PSSOptions. crypto.Signer takes no
 // context, so a remote signer should apply its own timeout; implement [Key]
 // directly to honour the request's context.
+//
+// Errors are [*KeyError] values.
 func KeyFromSigner(s crypto.Signer) (Key, error) {
+	k, err := newSignerKey(s)
+	if err != nil {
+		return nil, &KeyError{Err: err}
+	}
+	return k, nil
+}
+
+func newSignerKey(s crypto.Signer) (Key, error) {
 	if s == nil {
 		return nil, fmt.Errorf("%w: nil signer", ErrUnsupportedKey)
 	}
@@ -327,19 +287,22 @@ type signerKey struct {
 func (k *signerKey) Public() crypto.PublicKey { return k.pub }
 
 func (k *signerKey) SignJWS(ctx context.Context, alg Algorithm, signingInput []byte) ([]byte, error) {
-	if !fitsKey(alg, k.pub) {
-		return nil, fmt.Errorf("%w: %s", ErrUnsupportedAlgorithm, alg)
+	spec := alg.spec()
+	if spec == nil || !spec.fits(k.pub) {
+		return nil, fmt.Errorf("%w: %s", ErrUnsupportedAlgorithm, truncate(string(alg)))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var buf [64]byte
-	sig, err := k.signer.Sign(rand.Reader, digest(alg, signingInput, &buf), alg.signerOpts())
+	sig, err := k.signer.Sign(rand.Reader, spec.digest(signingInput, &buf), spec.signerOpts())
 	if err != nil {
-		return nil, fmt.Errorf("asymjwt: signing with %s: %w", alg, err)
+		return nil, fmt.Errorf("signing with %s: %w", alg, err)
 	}
-	if size := ecdsaSize(alg); size > 0 {
-		return derToJWS(sig, size)
+	if spec.key == ecdsaKey {
+		if sig, err = sigconv.DERToJWS(sig, spec.size); err != nil {
+			return nil, fmt.Errorf("signing with %s: signer returned a %w", alg, err)
+		}
 	}
 	return sig, nil
 }
@@ -352,7 +315,7 @@ func expandHome(path string) (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("asymjwt: expanding ~: %w", err)
+		return "", fmt.Errorf("expanding ~: %w", err)
 	}
 	return filepath.Join(home, path[1:]), nil
 }

@@ -1,7 +1,6 @@
 package asymjwt
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -394,36 +393,6 @@ func TestKeyFromSignerRefuses(t *testing.T) {
 	}
 }
 
-func TestDERToJWS(t *testing.T) {
-	// SEQUENCE { INTEGER r, INTEGER s } with r = 0x00 0x80... (top bit set,
-	// so DER adds a zero byte) and s = 0x01 (far shorter than the width).
-	r := append([]byte{0x00, 0x80}, bytes.Repeat([]byte{0x11}, 31)...)
-	der := append([]byte{0x30, byte(2 + len(r) + 3), 0x02, byte(len(r))}, r...)
-	der = append(der, 0x02, 0x01, 0x01)
-	got, err := derToJWS(der, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := append(append([]byte{0x80}, bytes.Repeat([]byte{0x11}, 31)...), append(make([]byte, 31), 0x01)...)
-	if !bytes.Equal(got, want) {
-		t.Fatalf("derToJWS = %x, want %x", got, want)
-	}
-	bad := [][]byte{
-		nil,
-		{0x30, 0x00},
-		{0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x01}, // r = 0
-		{0x30, 0x06, 0x02, 0x01, 0x81, 0x02, 0x01, 0x01}, // r negative
-		append(der, 0x00),              // trailing data
-		{0x30, 0x25, 0x02, 0x21, 0x01}, // truncated
-		append([]byte{0x30, 0x26, 0x02, 0x21, 0x01}, make([]byte, 33)...), // r too wide
-	}
-	for i, in := range bad {
-		if _, err := derToJWS(in, 32); err == nil {
-			t.Errorf("case %d: derToJWS(%x) succeeded", i, in)
-		}
-	}
-}
-
 func FuzzParseKey(f *testing.F) {
 	for _, fx := range goodFixtures {
 		if data, err := os.ReadFile(keyPath(fx.file)); err == nil {
@@ -469,9 +438,13 @@ func TestHostileKeyFiles(t *testing.T) {
 }
 
 // encryptedPKCS8Scrypt builds an "ENCRYPTED PRIVATE KEY" block whose scrypt
-// parameters are N, r and p, around garbage.
+// parameters are N, r and p, around garbage (RFC 5958, RFC 8018, RFC 7914).
 func encryptedPKCS8Scrypt(t *testing.T, n, r, p int) []byte {
 	t.Helper()
+	type algorithmIdentifier struct {
+		Algorithm  asn1.ObjectIdentifier
+		Parameters asn1.RawValue `asn1:"optional"`
+	}
 	mustMarshal := func(v any) []byte {
 		der, err := asn1.Marshal(v)
 		if err != nil {
@@ -479,14 +452,20 @@ func encryptedPKCS8Scrypt(t *testing.T, n, r, p int) []byte {
 		}
 		return der
 	}
-	kdf := algorithmIdentifier{Algorithm: oidScrypt, Parameters: asn1.RawValue{FullBytes: mustMarshal(scryptParams{
-		Salt: make([]byte, 16), CostParameter: n, BlockSize: r, ParallelizationParameter: p,
-	})}}
+	var (
+		oidPBES2     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+		oidScrypt    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11591, 4, 11}
+		oidAES256CBC = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+	)
+	kdf := algorithmIdentifier{Algorithm: oidScrypt, Parameters: asn1.RawValue{FullBytes: mustMarshal(struct {
+		Salt                                               []byte
+		CostParameter, BlockSize, ParallelizationParameter int
+	}{make([]byte, 16), n, r, p})}}
 	enc := algorithmIdentifier{Algorithm: oidAES256CBC, Parameters: asn1.RawValue{FullBytes: mustMarshal(make([]byte, 16))}}
-	params := mustMarshal(pbes2Params{KeyDerivationFunc: kdf, EncryptionScheme: enc})
-	der := mustMarshal(encryptedPrivateKeyInfo{
-		Algorithm:     algorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: params}},
-		EncryptedData: make([]byte, 32),
-	})
+	params := mustMarshal(struct{ KeyDerivationFunc, EncryptionScheme algorithmIdentifier }{kdf, enc})
+	der := mustMarshal(struct {
+		Algorithm     algorithmIdentifier
+		EncryptedData []byte
+	}{algorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: params}}, make([]byte, 32)})
 	return pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: der})
 }

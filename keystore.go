@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/asymjwt/asymjwt/internal/keyformat"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -46,51 +46,14 @@ var (
 	_ KeyStore = (*DirKeyStore)(nil)
 )
 
-// LineError reports a line of public key text that [ParsePublicKeys] skipped.
-// Err wraps [ErrKeyFormat] (corrupt line or PEM block), [ErrUnsupportedKey]
-// (certificate, security key, DSA, unsupported curve) or [ErrWeakKey] (RSA
-// under 2048 bits). The message names the line and, where known, the key type
-// or comment, never key bytes.
-type LineError struct {
-	// Line is the 1-based line number in the text; for a PEM block, the line
-	// of its BEGIN marker.
-	Line int
-	// Err is the cause.
-	Err error
-}
-
-// Error names the line and the cause; never the key bytes.
-func (e *LineError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("asymjwt: key line %d skipped", e.Line)
-	}
-	return fmt.Sprintf("asymjwt: key line %d: %s", e.Line, strings.TrimPrefix(e.Err.Error(), "asymjwt: "))
-}
-
-// Unwrap returns the cause.
-func (e *LineError) Unwrap() error { return e.Err }
-
-// lineProblem is the cause of a LineError: a message of its own that still
-// matches a sentinel with errors.Is.
-type lineProblem struct {
-	kind error
-	msg  string
-}
-
-func (p *lineProblem) Error() string { return p.msg }
-func (p *lineProblem) Unwrap() error { return p.kind }
-
-func problem(kind error, format string, args ...any) error {
-	return &lineProblem{kind: kind, msg: fmt.Sprintf(format, args...)}
-}
-
 // ParsePublicKeys parses text that mixes authorized_keys lines and PEM public
 // keys ("PUBLIC KEY", PKIX; "RSA PUBLIC KEY", PKCS#1), as a key directory file
 // or an ~/.ssh/authorized_keys file holds them.
 //
 // Blank lines, "#" comments and CRLF line ends are allowed; authorized_keys
 // options before the key type are accepted and ignored (they are not
-// enforced). Every line that does not yield a usable key is skipped and
+// enforced), except "cert-authority": such a line names a CA, whose key must
+// never verify tokens as the user's own, and is skipped. Every line that does not yield a usable key is skipped and
 // reported as a [*LineError] in the second result, so one bad line never
 // drops the others: corrupt lines, certificates, security keys ("sk-"), DSA,
 // unsupported curves, RSA under 2048 bits, PEM blocks that are not public
@@ -108,7 +71,7 @@ func ParsePublicKeys(data []byte) ([]PublicKey, []error) {
 			errs = append(errs, &LineError{Line: line, Err: err})
 			return
 		}
-		fp, err := Fingerprint(pub)
+		fp, err := fingerprint(pub)
 		if err != nil {
 			errs = append(errs, &LineError{Line: line, Err: err})
 			return
@@ -130,7 +93,7 @@ func ParsePublicKeys(data []byte) ([]PublicKey, []error) {
 		if bytes.HasPrefix(line, []byte("-----BEGIN ")) {
 			end := pemEnd(lines, i)
 			if end < 0 {
-				errs = append(errs, &LineError{Line: lineNo, Err: problem(ErrKeyFormat, "PEM block has no END line")})
+				errs = append(errs, &LineError{Line: lineNo, Err: fmt.Errorf("%w: PEM block has no END line", ErrKeyFormat)})
 				continue
 			}
 			var block []byte
@@ -175,74 +138,48 @@ func pemEnd(lines [][]byte, begin int) int {
 func parsePEMPublicKey(text []byte) (crypto.PublicKey, error) {
 	block, rest := pem.Decode(text)
 	if block == nil || len(bytes.TrimSpace(rest)) != 0 {
-		return nil, problem(ErrKeyFormat, "malformed PEM block")
+		return nil, fmt.Errorf("%w: malformed PEM block", ErrKeyFormat)
 	}
 	switch block.Type {
 	case "PUBLIC KEY":
-		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, classifyPKIX(block.Bytes)
-		}
-		return pub, nil
+		return keyformat.ParsePKIX(block.Bytes)
 	case "RSA PUBLIC KEY":
 		pub, err := x509.ParsePKCS1PublicKey(block.Bytes)
 		if err != nil {
-			return nil, problem(ErrKeyFormat, "malformed PKCS#1 RSA public key")
+			return nil, fmt.Errorf("%w: malformed PKCS#1 RSA public key", ErrKeyFormat)
 		}
 		return pub, nil
 	case "CERTIFICATE":
-		return nil, problem(ErrUnsupportedKey, "X.509 certificate, not a public key")
+		return nil, fmt.Errorf("%w: X.509 certificate, not a public key", ErrUnsupportedKey)
 	default:
 		// Includes private keys pasted by mistake: the type is safe to name.
-		return nil, problem(ErrKeyFormat, "PEM block %q is not a public key", block.Type)
+		return nil, fmt.Errorf("%w: PEM block %q is not a public key", ErrKeyFormat, block.Type)
 	}
-}
-
-// classifyPKIX tells an unsupported PKIX key (another curve, algorithm) from
-// garbage, after x509.ParsePKIXPublicKey refused der.
-func classifyPKIX(der []byte) error {
-	var spki struct {
-		Algorithm struct {
-			Algorithm  asn1.ObjectIdentifier
-			Parameters asn1.RawValue `asn1:"optional"`
-		}
-		PublicKey asn1.BitString
-	}
-	rest, err := asn1.Unmarshal(der, &spki)
-	if err != nil || len(rest) != 0 {
-		return problem(ErrKeyFormat, "malformed PKIX public key")
-	}
-	switch {
-	case spki.Algorithm.Algorithm.Equal(oidPublicKeyECDSA):
-		var curve asn1.ObjectIdentifier
-		if _, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err == nil && !knownCurve(curve) {
-			return problem(ErrUnsupportedKey, "ECDSA curve %s", curve)
-		}
-	case spki.Algorithm.Algorithm.Equal(oidPublicKeyRSA), spki.Algorithm.Algorithm.Equal(oidPublicKeyEd25519):
-	default:
-		return problem(ErrUnsupportedKey, "PKIX key algorithm %s", spki.Algorithm.Algorithm)
-	}
-	return problem(ErrKeyFormat, "malformed PKIX public key")
 }
 
 // parseAuthorizedKeyLine parses one non-blank, non-comment authorized_keys
 // line.
 func parseAuthorizedKeyLine(line []byte) (crypto.PublicKey, string, error) {
-	out, comment, _, _, err := ssh.ParseAuthorizedKey(line)
+	out, comment, options, _, err := ssh.ParseAuthorizedKey(line)
 	if err != nil {
 		// The x/crypto/ssh error may quote the line; say nothing of it.
-		return nil, "", problem(ErrKeyFormat, "corrupt or unrecognised authorized_keys line")
+		return nil, "", fmt.Errorf("%w: corrupt or unrecognised authorized_keys line", ErrKeyFormat)
 	}
 	typ := out.Type()
+	for _, o := range options {
+		if strings.EqualFold(o, "cert-authority") {
+			return nil, "", fmt.Errorf("%w: cert-authority line %s %q: a CA key is not a key of the user", ErrUnsupportedKey, typ, comment)
+		}
+	}
 	if _, ok := out.(*ssh.Certificate); ok {
-		return nil, "", problem(ErrUnsupportedKey, "certificate %s %q not accepted", typ, comment)
+		return nil, "", fmt.Errorf("%w: certificate %s %q not accepted", ErrUnsupportedKey, typ, comment)
 	}
 	if strings.HasPrefix(typ, "sk-") {
-		return nil, "", problem(ErrUnsupportedKey, "security key %s %q not accepted", typ, comment)
+		return nil, "", fmt.Errorf("%w: security key %s %q not accepted", ErrUnsupportedKey, typ, comment)
 	}
 	cpk, ok := out.(ssh.CryptoPublicKey)
 	if !ok {
-		return nil, "", problem(ErrUnsupportedKey, "key type %s %q", typ, comment)
+		return nil, "", fmt.Errorf("%w: key type %s %q", ErrUnsupportedKey, typ, comment)
 	}
 	return cpk.CryptoPublicKey(), comment, nil
 }
@@ -338,19 +275,19 @@ func (s *MemoryKeyStore) PublicKeys(ctx context.Context, username string) ([]Pub
 // their fingerprints filled in.
 func checkPublicKeys(username string, keys []PublicKey) ([]PublicKey, error) {
 	if !validUsername(username) {
-		return nil, ErrInvalidUsername
+		return nil, errorf("MemoryKeyStore: %w", ErrInvalidUsername)
 	}
 	out := make([]PublicKey, len(keys))
 	for i, k := range keys {
 		if err := checkPublicKey(k.Key); err != nil {
-			return nil, err
+			return nil, errorf("MemoryKeyStore: %w", err)
 		}
-		fp, err := Fingerprint(k.Key)
+		fp, err := fingerprint(k.Key)
 		if err != nil {
-			return nil, err
+			return nil, errorf("MemoryKeyStore: %w", err)
 		}
 		if k.Fingerprint != "" && k.Fingerprint != fp {
-			return nil, fmt.Errorf("%w: fingerprint %s does not match its key (%s)", ErrKeyFormat, k.Fingerprint, fp)
+			return nil, errorf("MemoryKeyStore: %w: fingerprint %s does not match its key (%s)", ErrKeyFormat, k.Fingerprint, fp)
 		}
 		k.Fingerprint = fp
 		out[i] = k
@@ -375,7 +312,7 @@ const maxFileNameLen = 255
 // removed without a restart. A missing file means an unknown user; a file
 // that cannot be read, is not a regular file or is larger than 1 MiB is an
 // error (the verifier answers "cannot verify now"). Skipped lines are logged
-// to the logger given with [WithKeyStoreLogger] when the file is parsed.
+// to the logger given with [WithLogger] when the file is parsed.
 //
 // A username that could name another file (empty, a leading dot, a "/", "\",
 // ":" or NUL, or invalid for [NewSigner]) has no keys and is never used as a
@@ -398,37 +335,29 @@ type keyFile struct {
 	keys []PublicKey
 }
 
-// DirKeyStoreOption configures a [DirKeyStore].
-type DirKeyStoreOption func(*DirKeyStore)
-
-// WithKeyStoreLogger sends a warning per skipped key line (file, line number
-// and reason; never key bytes) to logger. A nil logger, the default, is
-// silent.
-func WithKeyStoreLogger(logger *slog.Logger) DirKeyStoreOption {
-	return func(s *DirKeyStore) { s.logger = logger }
-}
-
 // NewDirKeyStore returns a DirKeyStore over dir. It fails, with an error
 // wrapping [ErrNotKeyDir], if dir is not a readable directory.
 func NewDirKeyStore(dir string, opts ...DirKeyStoreOption) (*DirKeyStore, error) {
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotKeyDir, err)
+		return nil, errorf("%w: %w", ErrNotKeyDir, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotKeyDir, err)
+		return nil, errorf("%w: %w", ErrNotKeyDir, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s is not a directory", ErrNotKeyDir, dir)
+		return nil, errorf("%w: %s is not a directory", ErrNotKeyDir, dir)
 	}
 	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%w: %w", ErrNotKeyDir, err)
+		return nil, errorf("%w: %w", ErrNotKeyDir, err)
 	}
 	s := &DirKeyStore{dir: dir, cache: map[string]*keyFile{}}
 	for _, opt := range opts {
-		opt(s)
+		if err := opt.applyDirKeyStore(s); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -518,7 +447,7 @@ func (s *DirKeyStore) load(path string) (*keyFile, error) {
 			if errors.As(err, &le) {
 				line = le.Line
 			}
-			s.logger.Warn("asymjwt: skipped key line", "file", path, "line", line, "reason", err.Error())
+			s.logger.Warn("asymjwt: skipped key line", "file", path, "line", line, "reason", reasonOf(err))
 		}
 	}
 	return &keyFile{info: fi, keys: keys}, nil

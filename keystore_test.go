@@ -311,7 +311,7 @@ func TestParsePublicKeysK4(t *testing.T) {
 		Algorithm struct{ Algorithm, Curve asn1.ObjectIdentifier }
 		PublicKey asn1.BitString
 	}{
-		Algorithm: struct{ Algorithm, Curve asn1.ObjectIdentifier }{oidPublicKeyECDSA, asn1.ObjectIdentifier{1, 3, 132, 0, 10}},
+		Algorithm: struct{ Algorithm, Curve asn1.ObjectIdentifier }{asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}, asn1.ObjectIdentifier{1, 3, 132, 0, 10}},
 		PublicKey: asn1.BitString{Bytes: append([]byte{4}, bytes.Repeat([]byte{7}, 64)...), BitLength: 65 * 8},
 	})
 	if err != nil {
@@ -664,7 +664,7 @@ func TestDirKeyStore(t *testing.T) {
 	ctx := context.Background()
 	_, dir := ksDir(t)
 	var logBuf bytes.Buffer
-	s, err := NewDirKeyStore(dir, WithKeyStoreLogger(slog.New(slog.NewTextHandler(&logBuf, nil))))
+	s, err := NewDirKeyStore(dir, WithLogger(slog.New(slog.NewTextHandler(&logBuf, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 // "WWW-Authenticate: JWT error=<kind>" (see [ErrorKind]); if the key or nonce
 // store could not answer, 503 Service Unavailable with Retry-After. Both
 // carry a Date header from the verifier's clock, from which a client can
-// learn its clock skew. The reason goes to the logger and the error hook,
-// never to the client.
+// learn its clock skew. The reason goes to the logger ([WithLogger]) and the
+// error hook, never to the client; [WithErrorBody] replaces the body.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := v.Verify(r)
@@ -29,28 +29,30 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 // refuse answers a request that did not verify.
 func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	kind := ErrorKind(err)
-	status, body := http.StatusUnauthorized, "unauthorized\n"
+	h := w.Header()
+	status, contentType, body := http.StatusUnauthorized, "text/plain; charset=utf-8", []byte("unauthorized\n")
 	level := slog.LevelInfo
 	if errors.Is(err, ErrUnavailable) {
-		status, body = http.StatusServiceUnavailable, "cannot verify now\n"
+		status, body = http.StatusServiceUnavailable, []byte("cannot verify now\n")
 		level = slog.LevelWarn
-		w.Header().Set("Retry-After", "1")
+		h.Set("Retry-After", "1")
 	}
 	if v.logger != nil {
 		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused",
-			slog.String("kind", kind), slog.String("error", err.Error()),
+			slog.String("kind", kind), slog.String("error", reasonOf(err)),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path))
 	}
-	if v.onError != nil {
-		v.onError(r, err)
+	if v.errorBody != nil {
+		contentType, body = v.errorBody(r, err)
 	}
-	h := w.Header()
 	h.Set("WWW-Authenticate", `JWT error="`+kind+`"`)
 	h.Set("Date", v.now().UTC().Format(http.TimeFormat))
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
+	_, _ = w.Write(body)
 }
 
 // ErrorKind returns the short name of a verification error, as sent in
@@ -73,6 +75,16 @@ func ErrorKind(err error) string {
 	return "invalid_token"
 }
 
+// kindSentinel returns the sentinel of a wire error kind.
+func kindSentinel(kind string) (error, bool) {
+	for _, k := range errorKinds {
+		if k.kind == kind {
+			return k.err, true
+		}
+	}
+	return nil, false
+}
+
 var errorKinds = [...]struct {
 	err  error
 	kind string
@@ -84,8 +96,8 @@ var errorKinds = [...]struct {
 	{ErrBadHeader, "bad_header"},
 	{ErrBadAlgorithm, "bad_algorithm"},
 	{ErrBadClaims, "bad_claims"},
-	{ErrUnknownUser, "invalid_signature"},
 	{ErrBadSignature, "invalid_signature"},
+	{ErrUnknownUser, "invalid_signature"},
 	{ErrStale, "stale"},
 	{ErrReplay, "replay"},
 	{ErrBinding, "binding"},

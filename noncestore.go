@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -76,34 +75,27 @@ type nonceShard struct {
 	_       [32]byte           // keeps shards on separate cache lines
 }
 
-// MemoryNonceOption configures a [MemoryNonceStore].
-type MemoryNonceOption func(*MemoryNonceStore)
-
 // WithNonceLimit sets the most entries the store holds; beyond it, Use fails
-// closed. n < 1 means [DefaultNonceLimit].
+// closed. The default is [DefaultNonceLimit]; n must be positive.
 func WithNonceLimit(n int) MemoryNonceOption {
-	return func(s *MemoryNonceStore) {
-		if n >= 1 {
-			s.limit = int64(n)
+	return nonceOptionFunc(func(s *MemoryNonceStore) error {
+		if n < 1 {
+			return optionError("WithNonceLimit", fmt.Sprintf("%d entries", n))
 		}
-	}
+		s.limit = int64(n)
+		return nil
+	})
 }
 
-// WithNonceClock sets the clock the store measures ttl with; nil means
-// time.Now. Tests use it to expire entries without waiting.
-func WithNonceClock(now func() time.Time) MemoryNonceOption {
-	return func(s *MemoryNonceStore) {
-		if now != nil {
-			s.now = now
-		}
-	}
-}
-
-// NewMemoryNonceStore returns an empty MemoryNonceStore.
-func NewMemoryNonceStore(opts ...MemoryNonceOption) *MemoryNonceStore {
+// NewMemoryNonceStore returns an empty MemoryNonceStore. Its clock, which
+// measures how long a nonce is kept, is set with [WithClock]; tests use it
+// to expire entries without waiting.
+func NewMemoryNonceStore(opts ...MemoryNonceOption) (*MemoryNonceStore, error) {
 	s := &MemoryNonceStore{now: time.Now, limit: DefaultNonceLimit}
 	for _, opt := range opts {
-		opt(s)
+		if err := opt.applyNonceStore(s); err != nil {
+			return nil, err
+		}
 	}
 	// A secret seed keeps anyone from choosing nonces that collide with
 	// another's or that all land in one shard.
@@ -112,20 +104,17 @@ func NewMemoryNonceStore(opts ...MemoryNonceOption) *MemoryNonceStore {
 		s.shards[i].m = make(map[[16]byte]int64)
 		s.shards[i].sweepAt = minSweepLen
 	}
-	return s
+	return s, nil
 }
 
-// errNonceTTL reports a ttl that would let a nonce be forgotten at once.
-var errNonceTTL = errors.New("asymjwt: nonce ttl must be positive")
-
 // Use records the first use of (username, nonce) for ttl. It returns nil the
-// first time, [ErrReplay] while the entry lives, and an error wrapping
-// [ErrUnavailable] when the store is full. A ttl that is not positive is
-// refused with an error. ctx is not consulted: Use waits for nothing but a
-// shard's lock.
+// first time, ErrReplay itself while the entry lives (so a flood of replays
+// allocates nothing), and an error wrapping [ErrUnavailable] when the store
+// is full. A ttl that is not positive is refused with an error. ctx is not
+// consulted: Use waits for nothing but a shard's lock.
 func (s *MemoryNonceStore) Use(ctx context.Context, username, nonce string, ttl time.Duration) error {
 	if ttl <= 0 {
-		return errNonceTTL
+		return errorf("MemoryNonceStore: nonce ttl %v is not positive", ttl)
 	}
 	key := s.key(username, nonce)
 	sh := &s.shards[binary.LittleEndian.Uint64(key[8:])&(nonceShards-1)]
@@ -159,7 +148,7 @@ func (s *MemoryNonceStore) Use(ctx context.Context, username, nonce string, ttl 
 		s.live.Add(-1)
 		sh.mu.Unlock()
 		if swept || !s.sweepAll(now) {
-			return fmt.Errorf("%w: nonce store full (%d nonces)", ErrUnavailable, s.limit)
+			return errorf("MemoryNonceStore: %w: store full (%d nonces)", ErrUnavailable, s.limit)
 		}
 	}
 }

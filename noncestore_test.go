@@ -29,7 +29,7 @@ func nonceUse(s NonceStore, u, n string) error { return s.Use(context.Background
 
 func TestMemoryNonceStore(t *testing.T) {
 	clock := newNonceClock()
-	s := NewMemoryNonceStore(WithNonceClock(clock.now))
+	s := mustNonceStore(WithClock(clock.now))
 	const ttl = 40 * time.Second
 	use := func(u, n string) error { return s.Use(context.Background(), u, n, ttl) }
 
@@ -77,7 +77,7 @@ func TestMemoryNonceStore(t *testing.T) {
 }
 
 func TestMemoryNonceStoreRace(t *testing.T) {
-	s := NewMemoryNonceStore()
+	s := mustNonceStore()
 	for round := range 5 {
 		var ok, replay atomic.Int32
 		var wg sync.WaitGroup
@@ -107,7 +107,7 @@ func TestMemoryNonceStoreLimit(t *testing.T) {
 	for _, limit := range []int{1, 10, 1000, 5000} {
 		t.Run(strconv.Itoa(limit), func(t *testing.T) {
 			clock := newNonceClock()
-			s := NewMemoryNonceStore(WithNonceLimit(limit), WithNonceClock(clock.now))
+			s := mustNonceStore(WithNonceLimit(limit), WithClock(clock.now))
 			for i := range limit {
 				if err := nonceUse(s, "alice", nonceN(i)); err != nil {
 					t.Fatalf("Use %d under the limit: %v", i, err)
@@ -151,7 +151,7 @@ func TestMemoryNonceStoreLimit(t *testing.T) {
 // ones come in, so memory follows the live nonces and not the total seen.
 func TestMemoryNonceStoreSweeps(t *testing.T) {
 	clock := newNonceClock()
-	s := NewMemoryNonceStore(WithNonceClock(clock.now))
+	s := mustNonceStore(WithClock(clock.now))
 	const batch = 20000
 	for i := range batch {
 		if err := nonceUse(s, "alice", nonceN(i)); err != nil {
@@ -189,7 +189,7 @@ func TestMemoryNonceStoreSweeps(t *testing.T) {
 // TestMemoryNonceStoreKey pins the key derivation: length-prefixed, fixed
 // size, seeded per store.
 func TestMemoryNonceStoreKey(t *testing.T) {
-	a, b := NewMemoryNonceStore(), NewMemoryNonceStore()
+	a, b := mustNonceStore(), mustNonceStore()
 	if a.key("ab", "c") == a.key("a", "bc") {
 		t.Error("(ab, c) and (a, bc) share a key")
 	}
@@ -203,7 +203,7 @@ func TestMemoryNonceStoreKey(t *testing.T) {
 
 func TestMemoryNonceStoreConcurrent(t *testing.T) {
 	clock := newNonceClock()
-	s := NewMemoryNonceStore(WithNonceClock(clock.now), WithNonceLimit(5000))
+	s := mustNonceStore(WithClock(clock.now), WithNonceLimit(5000))
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -232,7 +232,7 @@ func TestMemoryNonceStoreConcurrent(t *testing.T) {
 func BenchmarkNonceStore(b *testing.B) {
 	var seq atomic.Int64
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	s := NewMemoryNonceStore(WithNonceClock(func() time.Time {
+	s := mustNonceStore(WithClock(func() time.Time {
 		return time.Unix(0, base+seq.Load()*int64(100*time.Microsecond))
 	}))
 	b.ReportAllocs()
@@ -261,7 +261,7 @@ func BenchmarkNonceStoreMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		s := NewMemoryNonceStore()
+		s := mustNonceStore()
 		for _, nonce := range nonces {
 			if err := s.Use(context.Background(), "alice", nonce, time.Minute); err != nil {
 				b.Fatal(err)
@@ -292,7 +292,7 @@ func BenchmarkNonceStoreMemorySteady(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		clock := newNonceClock()
-		s := NewMemoryNonceStore(WithNonceClock(clock.now))
+		s := mustNonceStore(WithClock(clock.now))
 		buf := make([]byte, 0, 32)
 		for i := range n {
 			clock.advance(step)
@@ -329,4 +329,13 @@ func TestMemoryNonceStoreBytesPerNonce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustNonceStore is NewMemoryNonceStore for options known to be valid.
+func mustNonceStore(opts ...MemoryNonceOption) *MemoryNonceStore {
+	s, err := NewMemoryNonceStore(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

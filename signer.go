@@ -1,13 +1,12 @@
 package asymjwt
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -16,36 +15,42 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/asymjwt/asymjwt/internal/jsonscan"
+	"github.com/asymjwt/asymjwt/internal/jws"
+	"github.com/asymjwt/asymjwt/internal/sigconv"
 )
 
-// Signer makes the tokens of one user with one key. Every call to
-// [Signer.Sign] returns a new token with a fresh random nonce, so no two are
-// alike. A Signer is safe for concurrent use by multiple goroutines.
+// Signer makes the tokens of one user. Every call to [Signer.Sign] returns a
+// new token with a fresh random nonce, so no two are alike. Its key can be
+// replaced while it is in use ([Signer.SetKey]), to rotate keys without a
+// restart. A Signer is safe for concurrent use by multiple goroutines.
 type Signer struct {
-	key      Key
-	alg      Algorithm
 	username string
-	kid      string
+	alg      Algorithm // chosen with WithAlgorithm; "" for each key's default
+	now      func() time.Time
+	bind     bool
 
-	// Precomputed once: the encoded header with its dot, the start of the
-	// claims up to the time value, and any extra claims.
-	prefix     string
+	// Precomputed once: the start of the claims up to the time value, and
+	// any extra claims.
 	claimsHead []byte
 	extra      []byte
-	maxSigLen  int
 
-	now    func() time.Time
-	bind   bool
-	offset atomic.Int64 // learned clock skew in nanoseconds, added to now()
-
-	// For keys this package loaded itself, the private key, so Sign can
-	// sign without the Key interface and build the token on the stack.
-	edKey ed25519.PrivateKey
-	ecKey *ecdsa.PrivateKey
+	key atomic.Pointer[signingKey]
 }
 
-// SignerOption configures a [Signer].
-type SignerOption func(*signerConfig) error
+// signingKey is what a Signer signs with; SetKey swaps one for another.
+type signingKey struct {
+	key    Key
+	spec   *algSpec
+	kid    string
+	prefix string // the encoded JOSE header and its dot
+
+	// For keys this package loaded itself, the private key, so a token is
+	// signed without the Key interface and built on the stack.
+	ed ed25519.PrivateKey
+	ec *ecdsa.PrivateKey
+}
 
 type signerConfig struct {
 	alg    Algorithm
@@ -59,19 +64,13 @@ type signerConfig struct {
 // PS384 and PS512; ECDSA and Ed25519 keys have exactly one algorithm each.
 // Note that the original Python library accepts only RS512 unless configured.
 func WithAlgorithm(alg Algorithm) SignerOption {
-	return func(c *signerConfig) error { c.alg = alg; return nil }
-}
-
-// WithClock sets the clock the "time" claim is read from. The default is
-// time.Now.
-func WithClock(now func() time.Time) SignerOption {
-	return func(c *signerConfig) error {
-		if now == nil {
-			return errors.New("asymjwt: WithClock(nil)")
+	return signerOptionFunc(func(c *signerConfig) error {
+		if alg.spec() == nil {
+			return errorf("WithAlgorithm: %w: %w: %q", ErrInvalidOption, ErrUnsupportedAlgorithm, truncate(string(alg)))
 		}
-		c.now = now
+		c.alg = alg
 		return nil
-	}
+	})
 }
 
 // WithClaims adds claims to every token. They are encoded once, when the
@@ -81,21 +80,24 @@ func WithClock(now func() time.Time) SignerOption {
 // encoding/json matches names without case. Avoid "aud": the original Python
 // library rejects tokens with an audience it was not told to expect.
 func WithClaims(claims map[string]any) SignerOption {
-	return func(c *signerConfig) error {
+	return signerOptionFunc(func(c *signerConfig) error {
+		if len(claims) == 0 {
+			return optionError("WithClaims", "no claims")
+		}
 		for name := range claims {
 			if isReservedClaim(name) {
-				return fmt.Errorf("asymjwt: WithClaims: claim %q is set by the Signer", name)
+				return optionError("WithClaims", fmt.Sprintf("claim %q is set by the Signer", name))
 			}
 		}
 		c.extra = claims
 		return nil
-	}
+	})
 }
 
 // WithoutBinding leaves out the "htm" and "htu" claims that bind a token to
 // one request's method and URL.
 func WithoutBinding() SignerOption {
-	return func(c *signerConfig) error { c.nobind = true; return nil }
+	return signerOptionFunc(func(c *signerConfig) error { c.nobind = true; return nil })
 }
 
 func isReservedClaim(name string) bool {
@@ -127,75 +129,93 @@ func validUsername(name string) bool {
 // NewSigner returns a Signer for username with key.
 func NewSigner(username string, key Key, opts ...SignerOption) (*Signer, error) {
 	if !validUsername(username) {
-		return nil, ErrInvalidUsername
-	}
-	if key == nil {
-		return nil, fmt.Errorf("%w: nil key", ErrUnsupportedKey)
+		return nil, errorf("NewSigner: %w", ErrInvalidUsername)
 	}
 	cfg := signerConfig{now: time.Now}
 	for _, opt := range opts {
-		if err := opt(&cfg); err != nil {
+		if err := opt.applySigner(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	pub := key.Public()
-	alg := cfg.alg
-	if alg == "" {
+	s := &Signer{username: username, alg: cfg.alg, now: cfg.now, bind: !cfg.nobind}
+	s.claimsHead = append(s.claimsHead, `{"username":`...)
+	s.claimsHead = jsonscan.AppendString(s.claimsHead, username)
+	s.claimsHead = append(s.claimsHead, `,"time":`...)
+	if len(cfg.extra) > 0 {
 		var err error
-		if alg, err = DefaultAlgorithm(pub); err != nil {
+		if s.extra, err = encodeExtraClaims(cfg.extra); err != nil {
 			return nil, err
 		}
-	} else if err := checkPublicKey(pub); err != nil {
+	}
+	if err := s.SetKey(key); err != nil {
 		return nil, err
 	}
-	if !fitsKey(alg, pub) {
-		return nil, fmt.Errorf("%w: %s", ErrUnsupportedAlgorithm, alg)
+	return s, nil
+}
+
+// SetKey makes the Signer sign with key from now on, to rotate keys without
+// a restart: give the server the new public key (users may have several),
+// call SetKey, and once no token signed with the old key can still be in
+// flight (seconds), remove the old public key from the server. Tokens being
+// signed while SetKey runs use the old key or the new one, never a mix.
+// The algorithm is the one [WithAlgorithm] chose, or else the new key's
+// default; on an error the Signer keeps its old key.
+func (s *Signer) SetKey(key Key) error {
+	k, err := newSigningKey(key, s.alg)
+	if err != nil {
+		return err
+	}
+	s.key.Store(k)
+	return nil
+}
+
+func newSigningKey(key Key, alg Algorithm) (*signingKey, error) {
+	if key == nil {
+		return nil, errorf("signing key: %w: nil key", ErrUnsupportedKey)
+	}
+	pub := key.Public()
+	if err := checkPublicKey(pub); err != nil {
+		return nil, errorf("signing key: %w", err)
+	}
+	if alg == "" {
+		alg = defaultAlgorithm(pub)
+	}
+	spec := alg.spec()
+	if !spec.fits(pub) {
+		return nil, errorf("signing key: %w: %s", ErrUnsupportedAlgorithm, alg)
 	}
 	// Some keys sign fewer algorithms than their type allows (an ssh-agent
 	// RSA key: RS256 and RS512); say so now rather than on every request.
-	if k, ok := key.(interface{ canSign(Algorithm) bool }); ok && !k.canSign(alg) {
-		return nil, fmt.Errorf("%w: %s with this key", ErrUnsupportedAlgorithm, alg)
+	if k, ok := key.(interface{ canSign(*algSpec) bool }); ok && !k.canSign(spec) {
+		return nil, errorf("signing key: %w: %s with this key", ErrUnsupportedAlgorithm, alg)
 	}
-	kid, err := Fingerprint(pub)
+	kid, err := fingerprint(pub)
 	if err != nil {
-		return nil, err
+		return nil, errorf("signing key: %w", err)
 	}
-
 	header, err := json.Marshal(struct {
 		Alg Algorithm `json:"alg"`
 		Typ string    `json:"typ"`
 		Kid string    `json:"kid"`
 	}{alg, "JWT", kid})
 	if err != nil {
-		return nil, err
+		return nil, errorf("signing key: %w", err)
 	}
-	s := &Signer{
-		key:       key,
-		alg:       alg,
-		username:  username,
-		kid:       kid,
-		prefix:    base64.RawURLEncoding.EncodeToString(header) + ".",
-		now:       cfg.now,
-		bind:      !cfg.nobind,
-		maxSigLen: maxSignatureLen(pub),
+	k := &signingKey{
+		key:    key,
+		spec:   spec,
+		kid:    kid,
+		prefix: string(jws.AppendSegment(nil, header)) + ".",
 	}
 	if sk, ok := key.(*signerKey); ok {
-		switch k := sk.signer.(type) {
+		switch priv := sk.signer.(type) {
 		case ed25519.PrivateKey:
-			s.edKey = k
+			k.ed = priv
 		case *ecdsa.PrivateKey:
-			s.ecKey = k
+			k.ec = priv
 		}
 	}
-	s.claimsHead = append(s.claimsHead, `{"username":`...)
-	s.claimsHead = appendJSONString(s.claimsHead, username)
-	s.claimsHead = append(s.claimsHead, `,"time":`...)
-	if len(cfg.extra) > 0 {
-		if s.extra, err = encodeExtraClaims(cfg.extra); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
+	return k, nil
 }
 
 // encodeExtraClaims encodes claims as `,"a":1,"b":2` in sorted order.
@@ -209,49 +229,37 @@ func encodeExtraClaims(claims map[string]any) ([]byte, error) {
 	for i, name := range names {
 		for _, other := range names[:i] {
 			if strings.EqualFold(name, other) {
-				return nil, fmt.Errorf("asymjwt: WithClaims: claims %q and %q differ only in case", other, name)
+				return nil, optionError("WithClaims", fmt.Sprintf("claims %q and %q differ only in case", other, name))
 			}
 		}
 		v, err := json.Marshal(claims[name])
 		if err != nil {
-			return nil, fmt.Errorf("asymjwt: WithClaims: claim %q: %w", name, err)
+			return nil, optionError("WithClaims", fmt.Sprintf("claim %q: %v", name, err))
 		}
 		out = append(out, ',')
-		out = appendJSONString(out, name)
+		out = jsonscan.AppendString(out, name)
 		out = append(out, ':')
 		out = append(out, v...)
 	}
 	return out, nil
 }
 
-func maxSignatureLen(pub any) int {
-	if n := rsaModulusBytes(pub); n > 0 {
-		return n
-	}
-	return 132 // ES512; ES256 is 64, EdDSA 64
-}
-
 // Username returns the user the Signer signs for.
 func (s *Signer) Username() string { return s.username }
 
-// Algorithm returns the JWS algorithm the Signer uses.
-func (s *Signer) Algorithm() Algorithm { return s.alg }
+// Algorithm returns the JWS algorithm the Signer signs with now.
+func (s *Signer) Algorithm() Algorithm { return s.key.Load().spec.alg }
 
-// KeyID returns the "kid" of the Signer's tokens: the key's SHA-256
+// KeyID returns the "kid" of the Signer's tokens now: the key's SHA-256
 // fingerprint (see [Fingerprint]).
-func (s *Signer) KeyID() string { return s.kid }
-
-// ClockOffset returns the correction added to the Signer's clock, as learned
-// from a server (see [Signer.SetClockOffset]).
-func (s *Signer) ClockOffset() time.Duration { return time.Duration(s.offset.Load()) }
-
-// SetClockOffset sets a correction added to the Signer's clock for every
-// later token: positive when the server's clock is ahead of ours. It is safe
-// to call while other goroutines sign.
-func (s *Signer) SetClockOffset(d time.Duration) { s.offset.Store(int64(d)) }
+func (s *Signer) KeyID() string { return s.key.Load().kid }
 
 // nonceBytes is the size of the random nonce: 128 bits.
 const nonceBytes = 16
+
+// tokenBufSize fits the usual token on the stack; longer ones spill to the
+// heap through append.
+const tokenBufSize = 768
 
 // Sign returns a new token. When r is not nil, and binding was not switched
 // off with [WithoutBinding], the token is bound to r's method and URL (the
@@ -261,21 +269,22 @@ func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
 	return s.sign(ctx, r, 0)
 }
 
-// sign is Sign with a further clock correction, which a Transport learns for
-// each host.
-func (s *Signer) sign(ctx context.Context, r *http.Request, skew time.Duration) (string, error) {
+// sign is Sign with the clock moved by offset: a Transport's correction for
+// the clock of the server it sends to.
+func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration) (string, error) {
 	// A Key need not look at ctx; a cancelled request must not be signed.
 	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("asymjwt: signing token for %q: %w", s.username, err)
+		return "", s.signError(err)
 	}
+	k := s.key.Load()
 	var nonce [nonceBytes]byte
 	rand.Read(nonce[:]) // never fails (crypto/rand, Go 1.24+)
 
 	var claimsBuf [256]byte
 	c := append(claimsBuf[:0], s.claimsHead...)
-	c = strconv.AppendInt(c, s.now().Add(s.ClockOffset()+skew).Unix(), 10)
+	c = strconv.AppendInt(c, s.now().Add(offset).Unix(), 10)
 	c = append(c, `,"nonce":"`...)
-	c = base64.RawURLEncoding.AppendEncode(c, nonce[:])
+	c = jws.AppendSegment(c, nonce[:])
 	c = append(c, '"')
 	if r != nil && s.bind && r.URL != nil {
 		method := r.Method
@@ -283,104 +292,47 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, skew time.Duration) 
 			method = http.MethodGet
 		}
 		c = append(c, `,"htm":`...)
-		c = appendJSONString(c, method)
+		c = jsonscan.AppendString(c, method)
 		c = append(c, `,"htu":`...)
 		c = appendRequestHTU(c, r)
 	}
 	c = append(c, s.extra...)
 	c = append(c, '}')
 
+	var buf [tokenBufSize]byte
+	tok := append(buf[:0], k.prefix...)
+	tok = jws.AppendSegment(tok, c)
+	var sigBuf [2 * 66]byte
+	sig, err := k.signature(ctx, tok, &sigBuf)
+	if err != nil {
+		return "", s.signError(err)
+	}
+	tok = append(tok, '.')
+	tok = jws.AppendSegment(tok, sig)
+	return string(tok), nil
+}
+
+// signature signs the signing input in; in-process Ed25519 and ECDSA keys
+// sign it where it lies, other keys get a copy they may keep.
+func (k *signingKey) signature(ctx context.Context, in []byte, buf *[2 * 66]byte) ([]byte, error) {
 	switch {
-	case s.edKey != nil:
-		return s.signEd25519(c), nil
-	case s.ecKey != nil:
-		return s.signECDSA(c)
-	}
-	enc := base64.RawURLEncoding
-	tok := make([]byte, 0, len(s.prefix)+enc.EncodedLen(len(c))+1+enc.EncodedLen(s.maxSigLen))
-	tok = append(tok, s.prefix...)
-	tok = enc.AppendEncode(tok, c)
-	// Capped, so a Key that appends to its input cannot write into tok.
-	sig, err := s.key.SignJWS(ctx, s.alg, tok[:len(tok):len(tok)])
-	if err != nil {
-		return "", fmt.Errorf("asymjwt: signing token for %q: %w", s.username, err)
-	}
-	tok = append(tok, '.')
-	tok = enc.AppendEncode(tok, sig)
-	return string(tok), nil
-}
-
-// tokenBufSize fits the usual token on the stack; longer ones spill to the
-// heap through append.
-const tokenBufSize = 768
-
-// signEd25519 finishes a token for an in-process Ed25519 key: the same
-// signature [signerKey.SignJWS] makes, without its allocations.
-func (s *Signer) signEd25519(claims []byte) string {
-	enc := base64.RawURLEncoding
-	var buf [tokenBufSize]byte
-	tok := append(buf[:0], s.prefix...)
-	tok = enc.AppendEncode(tok, claims)
-	sig := ed25519.Sign(s.edKey, tok)
-	tok = append(tok, '.')
-	tok = enc.AppendEncode(tok, sig)
-	return string(tok)
-}
-
-// signECDSA finishes a token for an in-process ECDSA key, as
-// [signerKey.SignJWS] would.
-func (s *Signer) signECDSA(claims []byte) (string, error) {
-	enc := base64.RawURLEncoding
-	var buf [tokenBufSize]byte
-	tok := append(buf[:0], s.prefix...)
-	tok = enc.AppendEncode(tok, claims)
-	var d [64]byte
-	der, err := ecdsa.SignASN1(rand.Reader, s.ecKey, digest(s.alg, tok, &d))
-	if err != nil {
-		return "", fmt.Errorf("asymjwt: signing token for %q: asymjwt: signing with %s: %w", s.username, s.alg, err)
-	}
-	var sig [2 * 66]byte
-	jws := sig[:2*ecdsaSize(s.alg)]
-	if !putDERAsJWS(jws, der) {
-		return "", fmt.Errorf("asymjwt: signing token for %q: %w", s.username, errMalformedECDSA)
-	}
-	tok = append(tok, '.')
-	tok = enc.AppendEncode(tok, jws)
-	return string(tok), nil
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendJSONChars(dst, s)
-	return append(dst, '"')
-}
-
-// appendJSONChars appends s escaped for the inside of a JSON string.
-func appendJSONChars(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			switch {
-			case b == '"' || b == '\\':
-				dst = append(dst, '\\', b)
-			case b < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
-			default:
-				dst = append(dst, b)
-			}
-			i++
-			continue
+	case k.ed != nil:
+		return ed25519.Sign(k.ed, in), nil
+	case k.ec != nil:
+		var d [64]byte
+		der, err := ecdsa.SignASN1(rand.Reader, k.ec, k.spec.digest(in, &d))
+		if err != nil {
+			return nil, fmt.Errorf("signing with %s: %w", k.spec.alg, err)
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
+		jws := buf[:2*k.spec.size]
+		if !sigconv.PutDERAsJWS(jws, der) {
+			return nil, fmt.Errorf("signing with %s: %w", k.spec.alg, sigconv.ErrMalformed)
 		}
-		i += size
+		return jws, nil
 	}
-	return dst
+	return k.key.SignJWS(ctx, k.spec.alg, bytes.Clone(in))
+}
+
+func (s *Signer) signError(err error) error {
+	return wrapOp("signing token for "+strconv.Quote(s.username), err)
 }

@@ -1,10 +1,12 @@
 package asymjwt
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/asymjwt/asymjwt/internal/jsonscan"
+	"github.com/asymjwt/asymjwt/internal/jws"
 )
 
 // DefaultMaxTokenSize is the largest Authorization header value, in bytes,
@@ -19,7 +21,7 @@ const maxNonceLen = 256
 // token is a compact JWS, split, decoded and read once, strictly. Nothing in
 // it is trusted until the signature has been verified.
 type token struct {
-	signingInput string // "<header>.<claims>", as signed
+	signingInput []byte // "<header>.<claims>", as signed
 	signature    []byte
 	claimsJSON   []byte
 
@@ -40,72 +42,41 @@ type token struct {
 	hasAud                 bool
 }
 
-var b64 = base64.RawURLEncoding.Strict()
-
 // parseToken splits and decodes a compact JWS (RFC 7515 §7.1) and reads its
 // header and claims. The size was checked by the caller.
 func parseToken(s string, t *token) error {
-	i := strings.IndexByte(s, '.')
-	j := -1
-	if i > 0 {
-		if k := strings.IndexByte(s[i+1:], '.'); k > 0 {
-			j = i + 1 + k
-		}
-	}
-	if j < 0 || j == len(s)-1 || strings.IndexByte(s[j+1:], '.') >= 0 {
-		return fmt.Errorf("%w: not three non-empty segments", ErrMalformed)
-	}
-	// encoding/base64 skips CR and LF even in strict mode; a compact JWS
-	// has neither.
-	if strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 {
-		return fmt.Errorf("%w: line break in token", ErrMalformed)
-	}
-	// One allocation holds the encoded token and, after it, the decoded
-	// segments.
-	buf := make([]byte, len(s)+b64.DecodedLen(len(s)))
-	raw := buf[:copy(buf, s)]
-	hdr, cl, sig := raw[:i], raw[i+1:j], raw[j+1:]
-	buf = buf[len(s):]
-	hn, err := b64.Decode(buf, hdr)
+	p, err := jws.Decode(s)
 	if err != nil {
-		return fmt.Errorf("%w: header is not base64url", ErrMalformed)
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	cn, err := b64.Decode(buf[hn:], cl)
-	if err != nil {
-		return fmt.Errorf("%w: claims are not base64url", ErrMalformed)
-	}
-	sn, err := b64.Decode(buf[hn+cn:], sig)
-	if err != nil {
-		return fmt.Errorf("%w: signature is not base64url", ErrMalformed)
-	}
-	t.signingInput = s[:j]
-	t.claimsJSON = buf[hn : hn+cn : hn+cn]
-	t.signature = buf[hn+cn : hn+cn+sn : hn+cn+sn]
-	if err := t.readHeader(buf[:hn]); err != nil {
+	t.signingInput = p.SigningInput
+	t.claimsJSON = p.Claims
+	t.signature = p.Signature
+	if err := t.readHeader(p.Header); err != nil {
 		return err
 	}
-	return t.readClaims(t.claimsJSON)
+	return t.readClaims(p.Claims)
 }
 
 func (t *token) readHeader(data []byte) error {
 	hasAlg := false
-	err := scanObject(data, func(name, value []byte) error {
+	err := jsonscan.ScanObject(data, func(name, value []byte) error {
 		switch string(name) {
 		case "alg":
-			if !isJSONString(value) {
+			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: alg is not a string", ErrBadAlgorithm)
 			}
-			t.alg, hasAlg = unquote(value), true
+			t.alg, hasAlg = jsonscan.Unquote(value), true
 		case "typ":
-			typ, ok := jsonString(value)
+			typ, ok := jsonscan.String(value)
 			if !ok || !strings.EqualFold(typ, "JWT") {
 				return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
 			}
 		case "kid":
-			if !isJSONString(value) {
+			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)
 			}
-			t.kid = unquote(value)
+			t.kid = jsonscan.Unquote(value)
 		case "crit", "jku", "jwk", "x5u", "x5c":
 			// Keys from elsewhere are never fetched or trusted (RFC 8725
 			// §3.10), and no extension is understood (RFC 7515 §4.1.11).
@@ -142,24 +113,24 @@ func isSentinel(err error) bool {
 
 func (t *token) readClaims(data []byte) error {
 	var hasUser, hasTime, hasNonce bool
-	err := scanObject(data, func(name, value []byte) error {
+	err := jsonscan.ScanObject(data, func(name, value []byte) error {
 		var ok bool
 		switch string(name) {
 		case "username":
-			t.username, ok = jsonString(value)
+			t.username, ok = jsonscan.String(value)
 			if !ok || !validUsername(t.username) {
 				return fmt.Errorf("%w: username is not a valid name", ErrBadClaims)
 			}
 			hasUser = true
 		case "time":
-			if t.time, ok = jsonNumber(value); !ok {
+			if t.time, ok = jsonscan.Number(value); !ok {
 				return fmt.Errorf("%w: time is not a number", ErrBadClaims)
 			}
 			hasTime = true
 		case "nonce":
 			switch {
 			case len(value) > 0 && value[0] == '"':
-				t.nonce, _ = jsonString(value)
+				t.nonce, _ = jsonscan.String(value)
 			case len(value) > 0 && (value[0] == '-' || ('0' <= value[0] && value[0] <= '9')):
 				// The original's client sends random.random(): key it by
 				// its JSON text.
@@ -172,17 +143,17 @@ func (t *token) readClaims(data []byte) error {
 			}
 			hasNonce = true
 		case "htm":
-			if !isJSONString(value) {
+			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: htm is not a string", ErrBadClaims)
 			}
-			t.htm, t.hasHTM = unquote(value), true
+			t.htm, t.hasHTM = jsonscan.Unquote(value), true
 		case "htu":
-			if !isJSONString(value) {
+			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: htu is not a string", ErrBadClaims)
 			}
-			t.htu, t.hasHTU = unquote(value), true
+			t.htu, t.hasHTU = jsonscan.Unquote(value), true
 		case "exp", "nbf", "iat":
-			f, ok := jsonNumber(value)
+			f, ok := jsonscan.Number(value)
 			if !ok {
 				return fmt.Errorf("%w: %s is not a number", ErrBadClaims, name)
 			}
@@ -196,11 +167,16 @@ func (t *token) readClaims(data []byte) error {
 			}
 		case "aud":
 			t.hasAud = true
-			if s, ok := jsonString(value); ok {
+			if s, ok := jsonscan.String(value); ok {
 				t.aud = []string{s}
 				return nil
 			}
-			return readStringArray(value, &t.aud)
+			aud, ok := jsonscan.StringArray(value)
+			if !ok {
+				return fmt.Errorf("%w: aud is not a string or an array of strings", ErrBadClaims)
+			}
+			t.aud = aud
+			return nil
 		}
 		return nil
 	})
@@ -216,35 +192,4 @@ func (t *token) readClaims(data []byte) error {
 		return fmt.Errorf("%w: no nonce", ErrBadClaims)
 	}
 	return nil
-}
-
-// readStringArray reads a JSON array of strings (an "aud" claim).
-func readStringArray(value []byte, out *[]string) error {
-	bad := fmt.Errorf("%w: aud is not a string or an array of strings", ErrBadClaims)
-	if len(value) < 2 || value[0] != '[' {
-		return bad
-	}
-	i := skipSpace(value, 1)
-	if value[i] == ']' {
-		return nil
-	}
-	for {
-		if value[i] != '"' {
-			return bad
-		}
-		end, err := scanString(value, i)
-		if err != nil {
-			return bad
-		}
-		s, _ := jsonString(value[i:end])
-		*out = append(*out, s)
-		i = skipSpace(value, end)
-		if value[i] == ']' {
-			return nil
-		}
-		if value[i] != ',' {
-			return bad
-		}
-		i = skipSpace(value, i+1)
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -20,9 +19,11 @@ import (
 //
 // A redirect hop to another scheme or host than the request the client
 // started with is sent unsigned, unless AllowedHosts names that host; a hop
-// from https to http is always sent unsigned.
+// from https to http is always sent unsigned. [NewClient] makes a client
+// whose redirect policy follows the same rule.
 //
-// A Transport is safe for concurrent use by multiple goroutines.
+// A Transport is safe for concurrent use by multiple goroutines. To rotate
+// its key while it is in use, call [Signer.SetKey].
 type Transport struct {
 	// Signer makes the tokens. It must be set.
 	Signer *Signer
@@ -32,11 +33,12 @@ type Transport struct {
 	Base http.RoundTripper
 
 	// AllowedHosts, when not empty, is the complete list of hosts
-	// ("api.example.com" or "api.example.com:8443", compared without case)
-	// that requests are signed for; requests to other hosts are sent
-	// unsigned. When empty, every request is signed except redirect hops
-	// that leave the scheme and host of the request the client started with.
-	// Either way, a redirect hop from https to http is never signed.
+	// ("api.example.com" or "api.example.com:8443", compared without case;
+	// an entry without a port matches the host on any port) that requests
+	// are signed for and redirects may lead to; requests to other hosts are
+	// sent unsigned. When empty, every request is signed except redirect
+	// hops that leave the scheme and host of the request the client started
+	// with. Either way, a redirect hop from https to http is never signed.
 	AllowedHosts []string
 
 	// DisableSkewCorrection turns off learning the servers' clocks. By
@@ -53,16 +55,17 @@ type Transport struct {
 	// sent more than twice.
 	DisableSkewCorrection bool
 
-	skew sync.Map // canonical host -> time.Duration learned from its Date
+	skew clockSkew
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
 
-// errNoSigner is returned by a Transport without a Signer.
-var errNoSigner = errors.New("asymjwt: Transport.Signer is nil")
-
-// errNoURL is returned for a request without a URL, as net/http does.
-var errNoURL = errors.New("asymjwt: request has no URL")
+var (
+	// errNoSigner is returned by a Transport without a Signer.
+	errNoSigner = errors.New("asymjwt: Transport.Signer is nil")
+	// errNoURL is returned for a request without a URL, as net/http does.
+	errNoURL = errors.New("asymjwt: request has no URL")
+)
 
 // RoundTrip signs a clone of req and sends it through Base.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -85,10 +88,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody = false
 		return t.base().RoundTrip(req)
 	}
+	host := skewKey(req)
+	offset := t.skew.offset(host)
 	start := time.Now()
-	resp, err := t.send(req)
+	resp, err := t.send(req, offset)
 	closeBody = false // the base transport closes it from here on
-	if err != nil || t.DisableSkewCorrection || !isStale(resp) || !t.learnSkew(req, resp, time.Since(start)) {
+	if err != nil || t.DisableSkewCorrection || !isStale(resp) ||
+		!t.skew.learn(host, offset, t.Signer.now(), resp, time.Since(start)) {
 		return resp, err
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
@@ -104,13 +110,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
-	return t.send(retry)
+	return t.send(retry, t.skew.offset(host))
 }
 
-// send signs req and sends a clone of it carrying the token. It closes
-// req's body when signing fails; after that the base transport owns it.
-func (t *Transport) send(req *http.Request) (*http.Response, error) {
-	token, err := t.Signer.sign(req.Context(), req, t.hostSkew(skewKey(req)))
+// send signs req with the clock moved by offset and sends a clone of it
+// carrying the token. It closes req's body when signing fails; after that
+// the base transport owns it.
+func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Response, error) {
+	token, err := t.Signer.sign(req.Context(), req, offset)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -122,71 +129,17 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	return t.base().RoundTrip(req2)
 }
 
-// Limits on what a Date header can teach.
-const (
-	maxSkewRoundTrip = 5 * time.Second // longest exchange whose Date is placed
-	maxLearnedSkew   = 5 * time.Minute // largest offset followed
-)
-
 // ClockOffset returns the clock offset the Transport has learned for host
 // ("api.example.com" or with a port), zero if none: positive when the
-// host's clock is ahead. It is added to the Signer's own clock and offset.
+// host's clock is ahead. It is added to the Signer's clock for requests to
+// that host.
 func (t *Transport) ClockOffset(host string) time.Duration {
 	for _, scheme := range [...]string{"https", "http"} {
-		if d := t.hostSkew(canonicalHost(scheme, host)); d != 0 {
+		if d := t.skew.offset(canonicalHost(scheme, host)); d != 0 {
 			return d
 		}
 	}
 	return 0
-}
-
-func (t *Transport) hostSkew(key string) time.Duration {
-	if d, ok := t.skew.Load(key); ok {
-		return d.(time.Duration)
-	}
-	return 0
-}
-
-func skewKey(req *http.Request) string { return canonicalHost(req.URL.Scheme, requestHost(req)) }
-
-// isStale reports whether resp refuses a token as stale.
-func isStale(resp *http.Response) bool {
-	if resp.StatusCode != http.StatusUnauthorized {
-		return false
-	}
-	for _, v := range resp.Header.Values("WWW-Authenticate") {
-		scheme, params, _ := strings.Cut(v, " ")
-		if strings.EqualFold(scheme, "JWT") && strings.Contains(params, `error="stale"`) {
-			return true
-		}
-	}
-	return false
-}
-
-// learnSkew learns req's host's clock offset from resp's Date header, and
-// reports whether that changed it enough to be worth another try.
-func (t *Transport) learnSkew(req *http.Request, resp *http.Response, elapsed time.Duration) bool {
-	if elapsed > maxSkewRoundTrip {
-		return false
-	}
-	date, err := http.ParseTime(resp.Header.Get("Date"))
-	if err != nil {
-		return false
-	}
-	// The server wrote Date about halfway through the exchange, truncated
-	// to the second.
-	s := t.Signer
-	ours := s.now().Add(s.ClockOffset()).Add(-elapsed / 2)
-	offset := date.Add(500 * time.Millisecond).Sub(ours).Round(time.Second)
-	if offset > maxLearnedSkew || offset < -maxLearnedSkew {
-		return false
-	}
-	key := skewKey(req)
-	if d := offset - t.hostSkew(key); d > -time.Second && d < time.Second {
-		return false // not a clock problem this can fix
-	}
-	t.skew.Store(key, offset)
-	return true
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -196,47 +149,52 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// mustSign decides whether req gets a token.
+// mustSign decides whether req gets a token, by [Transport.policy]. On a
+// redirect hop the request the client started with is found through
+// req.Response; if that chain is broken (a Base that does not set
+// Response.Request), the origin is unknown and nothing is signed.
 func (t *Transport) mustSign(req *http.Request) bool {
-	host := requestHost(req)
-	var first *http.Request // the request the client started with, on a redirect hop
+	var first *http.Request
 	if req.Response != nil {
-		// A redirect hop: find the request the client started with. If the
-		// chain is broken (a Base that does not set Response.Request), the
-		// origin is unknown, and nothing is signed.
 		for first = req.Response.Request; first != nil && first.Response != nil; first = first.Response.Request {
 		}
 		if first == nil || first.URL == nil {
 			return false
 		}
-		// A token sent in clear text can be taken and used; never sign a
-		// hop that leaves https, allowed host or not.
-		if strings.EqualFold(first.URL.Scheme, "https") && !strings.EqualFold(req.URL.Scheme, "https") {
-			return false
-		}
 	}
-	if len(t.AllowedHosts) > 0 {
-		for _, h := range t.AllowedHosts {
-			if hostMatches(h, host, req.URL.Scheme) {
-				return true
-			}
-		}
-		return false
-	}
-	if first == nil {
-		return true // not a redirect hop
-	}
-	return strings.EqualFold(first.URL.Scheme, req.URL.Scheme) &&
-		// canonicalHost drops default ports, so :443 and no port agree.
-		canonicalHost(first.URL.Scheme, requestHost(first)) == canonicalHost(req.URL.Scheme, host)
+	sign, _ := t.policy(first, req)
+	return sign
 }
 
-func requestHost(r *http.Request) string {
-	if r.Host != "" {
-		return r.Host
+// policy is the one rule for hosts, used both to decide what to sign and
+// what redirects to follow. first is the request a redirect chain started
+// with, nil when req is that request. A redirect is followed when it stays
+// on first's scheme and host or goes to a host AllowedHosts names, and
+// never from https to http (a token sent in clear text can be taken and
+// used). A request is signed when AllowedHosts names its host, or, when
+// AllowedHosts is empty, when it is not a redirect that left first's
+// scheme and host.
+func (t *Transport) policy(first, req *http.Request) (sign bool, follow error) {
+	if first != nil && isHTTPS(first) && !isHTTPS(req) {
+		return false, errorf("%w: from https to %s://%s", ErrRedirectRefused, req.URL.Scheme, req.URL.Host)
 	}
-	return r.URL.Host
+	listed := false
+	for _, h := range t.AllowedHosts {
+		if hostMatches(h, requestHost(req), req.URL.Scheme) {
+			listed = true
+			break
+		}
+	}
+	same := first == nil || (strings.EqualFold(first.URL.Scheme, req.URL.Scheme) &&
+		// canonicalHost drops default ports, so :443 and no port agree.
+		canonicalHost(first.URL.Scheme, requestHost(first)) == canonicalHost(req.URL.Scheme, requestHost(req)))
+	if !same && !listed {
+		return false, errorf("%w: to %s://%s", ErrRedirectRefused, req.URL.Scheme, req.URL.Host)
+	}
+	return listed || (same && len(t.AllowedHosts) == 0), nil
 }
+
+func isHTTPS(r *http.Request) bool { return strings.EqualFold(r.URL.Scheme, "https") }
 
 // hostMatches reports whether an AllowedHosts entry names host: an entry
 // without a port matches the host on any port.

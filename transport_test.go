@@ -510,7 +510,7 @@ func TestNewClient(t *testing.T) {
 			http.Error(w, "no token", http.StatusUnauthorized)
 		}
 	})
-	client := NewClient(s)
+	client := NewClient(&Transport{Signer: s})
 	tr, ok := client.Transport.(*Transport)
 	if !ok || tr.Signer != s || tr.Base != nil {
 		t.Fatalf("NewClient transport = %#v", client.Transport)

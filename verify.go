@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // DefaultMaxSkew is the largest accepted distance between a token's "time"
@@ -27,66 +25,55 @@ type Verifier struct {
 	now        func() time.Time
 	maxSkew    time.Duration
 	maxSize    int
-	algs       map[Algorithm]bool
+	algs       []Algorithm // nil: all
 	requireBnd bool
 	publicURL  *url.URL
 	hosts      []string // canonical; nil: the request's Host is believed
 	audience   string
 	logger     *slog.Logger
 	onError    func(*http.Request, error)
-	onKeyUsed  func(username string, key PublicKey, at time.Time)
+	onSuccess  func(*http.Request, *Identity)
+	errorBody  func(*http.Request, error) (string, []byte)
 }
 
-// VerifierOption configures a [Verifier].
-type VerifierOption func(*Verifier) error
-
 // WithNonceStore sets where used nonces are remembered. The default is a
-// [MemoryNonceStore] of its own, which is right for a single verifying
-// process; a fleet shares one (see the redisnonce package).
+// [MemoryNonceStore] of its own, on the verifier's clock, which is right for
+// a single verifying process; a fleet shares one (see the redisnonce
+// package).
 func WithNonceStore(s NonceStore) VerifierOption {
-	return func(v *Verifier) error {
+	return verifierOptionFunc(func(v *Verifier) error {
 		if s == nil {
-			return errors.New("asymjwt: WithNonceStore(nil)")
+			return optionError("WithNonceStore", "nil store")
 		}
 		v.nonces = s
 		return nil
-	}
-}
-
-// WithTimeFunc sets the verifier's clock. The default is time.Now.
-func WithTimeFunc(now func() time.Time) VerifierOption {
-	return func(v *Verifier) error {
-		if now == nil {
-			return errors.New("asymjwt: WithTimeFunc(nil)")
-		}
-		v.now = now
-		return nil
-	}
+	})
 }
 
 // WithMaxSkew sets the largest accepted distance between a token's "time"
 // and the verifier's clock, in either direction. The default is
-// [DefaultMaxSkew], 20 seconds.
+// [DefaultMaxSkew], 20 seconds; d must be positive.
 func WithMaxSkew(d time.Duration) VerifierOption {
-	return func(v *Verifier) error {
+	return verifierOptionFunc(func(v *Verifier) error {
 		if d <= 0 {
-			return fmt.Errorf("asymjwt: WithMaxSkew(%v): must be positive", d)
+			return optionError("WithMaxSkew", fmt.Sprintf("%v is not positive", d))
 		}
 		v.maxSkew = d
 		return nil
-	}
+	})
 }
 
 // WithMaxTokenSize sets the largest Authorization header value, in bytes,
-// that is parsed at all. The default is [DefaultMaxTokenSize].
+// that is parsed at all. The default is [DefaultMaxTokenSize]; n must be at
+// least 64.
 func WithMaxTokenSize(n int) VerifierOption {
-	return func(v *Verifier) error {
+	return verifierOptionFunc(func(v *Verifier) error {
 		if n < 64 {
-			return fmt.Errorf("asymjwt: WithMaxTokenSize(%d): too small", n)
+			return optionError("WithMaxTokenSize", fmt.Sprintf("%d bytes is too small", n))
 		}
 		v.maxSize = n
 		return nil
-	}
+	})
 }
 
 // WithAlgorithms sets which algorithms are accepted at all. A token's
@@ -94,22 +81,24 @@ func WithMaxTokenSize(n int) VerifierOption {
 // RS* and PS*, ECDSA keys only the ES algorithm of their curve, Ed25519 keys
 // only EdDSA. The default accepts all of them.
 func WithAlgorithms(algs ...Algorithm) VerifierOption {
-	return func(v *Verifier) error {
-		v.algs = make(map[Algorithm]bool, len(algs))
-		for _, alg := range algs {
-			if alg.hash() == 0 && alg != EdDSA {
-				return fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, alg)
-			}
-			v.algs[alg] = true
+	return verifierOptionFunc(func(v *Verifier) error {
+		if len(algs) == 0 {
+			return optionError("WithAlgorithms", "no algorithms")
 		}
+		for _, alg := range algs {
+			if alg.spec() == nil {
+				return optionError("WithAlgorithms", fmt.Sprintf("%q: %v", truncate(string(alg)), ErrUnsupportedAlgorithm))
+			}
+		}
+		v.algs = append([]Algorithm(nil), algs...)
 		return nil
-	}
+	})
 }
 
 // WithRequireBinding makes the "htm" and "htu" claims mandatory. Without it
 // they are checked when present.
 func WithRequireBinding() VerifierOption {
-	return func(v *Verifier) error { v.requireBnd = true; return nil }
+	return verifierOptionFunc(func(v *Verifier) error { v.requireBnd = true; return nil })
 }
 
 // WithPublicURL sets the scheme and host that clients use to reach this
@@ -117,69 +106,105 @@ func WithRequireBinding() VerifierOption {
 // proxy or load balancer that terminates TLS. By default they come from the
 // request (TLS or not, and its Host).
 func WithPublicURL(base string) VerifierOption {
-	return func(v *Verifier) error {
+	return verifierOptionFunc(func(v *Verifier) error {
 		u, err := url.Parse(base)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return fmt.Errorf("asymjwt: WithPublicURL(%q): want an absolute http or https URL", base)
+			return optionError("WithPublicURL", fmt.Sprintf("%q is not an absolute http or https URL", base))
 		}
 		v.publicURL = u
 		return nil
-	}
+	})
 }
 
 // WithHosts names the hosts this server answers to ("api.example.com", or
-// with a port), for checking "htu". Without it (or [WithPublicURL]), the
-// host a token must be bound to is taken from the request's Host header,
-// which the sender chooses: a service that receives a client's tokens could
-// then present them here, within their seconds of life, with its own name
-// in Host. Set it, or WithPublicURL, wherever one client key is trusted by
-// more than one service. A bound token presented under another Host fails
-// with ErrBinding.
+// with a port: "api.example.com:8443"; a host without a port matches only
+// the scheme's default port), for checking "htu". Without it (or
+// [WithPublicURL]), the host a token must be bound to is taken from the
+// request's Host header, which the sender chooses: a service that receives a
+// client's tokens could then present them here, within their seconds of
+// life, with its own name in Host. Set it, or WithPublicURL, wherever one
+// client key is trusted by more than one service. A bound token presented
+// under another Host fails with ErrBinding, naming the host that came and
+// the ones expected.
 func WithHosts(hosts ...string) VerifierOption {
-	return func(v *Verifier) error {
+	return verifierOptionFunc(func(v *Verifier) error {
+		if len(hosts) == 0 {
+			return optionError("WithHosts", "no hosts")
+		}
 		for _, h := range hosts {
 			if h == "" || strings.ContainsAny(h, "/ ") {
-				return fmt.Errorf("asymjwt: WithHosts(%q): want a host or host:port", h)
+				return optionError("WithHosts", fmt.Sprintf("%q is not a host or host:port", h))
 			}
 			v.hosts = append(v.hosts, strings.ToLower(h))
 		}
 		return nil
-	}
+	})
 }
 
 // WithAudience makes tokens that carry an "aud" claim acceptable only if it
 // names aud. Tokens without "aud" are unaffected. Without this option, a
 // token with an "aud" claim is refused, as PyJWT (and so the original
-// library) refuses it.
+// library) refuses it. aud must not be empty.
 func WithAudience(aud string) VerifierOption {
-	return func(v *Verifier) error { v.audience = aud; return nil }
+	return verifierOptionFunc(func(v *Verifier) error {
+		if aud == "" {
+			return optionError("WithAudience", "empty audience")
+		}
+		v.audience = aud
+		return nil
+	})
 }
 
-// WithLogger sends a line for every refused request to l, at level Info
-// (Warn for an unavailable store). The line names the error kind and cause;
-// it never holds the token, the Authorization header or key material. nil,
-// the default, logs nothing.
-func WithLogger(l *slog.Logger) VerifierOption {
-	return func(v *Verifier) error { v.logger = l; return nil }
-}
-
-// WithErrorHook calls f with every refused request and the error (which
-// wraps one of the ErrX sentinels), for metrics or audit. f must not keep r.
+// WithErrorHook calls f with every request [Verifier.Verify] refuses and the
+// error (which wraps one of the ErrX sentinels), for metrics or audit; the
+// request's context is r.Context(). f runs on the request's goroutine and
+// must not keep r. f must not be nil.
 func WithErrorHook(f func(r *http.Request, err error)) VerifierOption {
-	return func(v *Verifier) error { v.onError = f; return nil }
+	return verifierOptionFunc(func(v *Verifier) error {
+		if f == nil {
+			return optionError("WithErrorHook", "nil function")
+		}
+		v.onError = f
+		return nil
+	})
 }
 
-// WithKeyUsed calls f after each successful verification with the user and
-// the key that verified, as the original records last_used_on. f runs on
-// the request's goroutine: keep it fast, or hand off.
-func WithKeyUsed(f func(username string, key PublicKey, at time.Time)) VerifierOption {
-	return func(v *Verifier) error { v.onKeyUsed = f; return nil }
+// WithSuccessHook calls f with every request [Verifier.Verify] accepts and
+// the caller's identity, for metrics or audit (the original library records
+// each key's last use); the request's context is r.Context(). f runs on the
+// request's goroutine before the handler: keep it fast, or hand off. f must
+// not keep r, and must not be nil.
+func WithSuccessHook(f func(r *http.Request, id *Identity)) VerifierOption {
+	return verifierOptionFunc(func(v *Verifier) error {
+		if f == nil {
+			return optionError("WithSuccessHook", "nil function")
+		}
+		v.onSuccess = f
+		return nil
+	})
+}
+
+// WithErrorBody lets a server write its own body for refused requests (a
+// JSON error for a JSON API): f returns the Content-Type and the body for
+// the request and its error. The status (401, or 503 when a store could not
+// answer) and the WWW-Authenticate, Date, Retry-After and Cache-Control
+// headers are still the verifier's. The default body is a short fixed text.
+// f must not be nil, and must not put the error's text in the body if the
+// client should not learn it (see [ErrorKind] for what is safe to send).
+func WithErrorBody(f func(r *http.Request, err error) (contentType string, body []byte)) VerifierOption {
+	return verifierOptionFunc(func(v *Verifier) error {
+		if f == nil {
+			return optionError("WithErrorBody", "nil function")
+		}
+		v.errorBody = f
+		return nil
+	})
 }
 
 // NewVerifier returns a Verifier that looks keys up in keys.
 func NewVerifier(keys KeyStore, opts ...VerifierOption) (*Verifier, error) {
 	if keys == nil {
-		return nil, errors.New("asymjwt: NewVerifier: nil KeyStore")
+		return nil, errorf("NewVerifier: nil KeyStore")
 	}
 	v := &Verifier{
 		keys:    keys,
@@ -188,12 +213,19 @@ func NewVerifier(keys KeyStore, opts ...VerifierOption) (*Verifier, error) {
 		maxSize: DefaultMaxTokenSize,
 	}
 	for _, opt := range opts {
-		if err := opt(v); err != nil {
+		if err := opt.applyVerifier(v); err != nil {
 			return nil, err
 		}
 	}
 	if v.nonces == nil {
-		v.nonces = NewMemoryNonceStore()
+		s, err := NewMemoryNonceStore(WithClock(v.now))
+		if err != nil {
+			return nil, err
+		}
+		v.nonces = s
+	}
+	if v.logger != nil && v.publicURL == nil && v.hosts == nil {
+		v.logger.Warn("asymjwt: verifier built without WithHosts or WithPublicURL: the host a token is bound to is checked against the request's Host header, which the sender chooses; set one where a client key is trusted by more than one service")
 	}
 	return v, nil
 }
@@ -221,13 +253,30 @@ type Identity struct {
 // ErrTokenTooLarge, ErrMalformed, ErrBadHeader, ErrBadAlgorithm,
 // ErrBadClaims, ErrUnknownUser, ErrBadSignature, ErrStale, ErrReplay,
 // ErrBinding and ErrUnavailable. A successful Verify uses up the token's
-// nonce: the same token verifies only once.
+// nonce: the same token verifies only once. The hooks of [WithErrorHook]
+// and [WithSuccessHook] are called here.
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
+	id, err := v.verifyRequest(r)
+	if err != nil {
+		err = withPrefix(err)
+		if v.onError != nil {
+			v.onError(r, err)
+		}
+		return nil, err
+	}
+	if v.onSuccess != nil {
+		v.onSuccess(r, id)
+	}
+	return id, nil
+}
+
+func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
 	raw, err := v.tokenFromHeader(r.Header)
 	if err != nil {
 		return nil, err
 	}
-	return v.verify(r.Context(), raw, r.Method, v.requestHTU(r), false)
+	htu, badHost := v.requestHTU(r)
+	return v.verify(r.Context(), raw, r.Method, htu, badHost, false)
 }
 
 // VerifyToken verifies a token presented outside an HTTP request (from a
@@ -236,7 +285,16 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 // bound to: when not empty, the token must carry a matching "htm" or "htu"
 // claim; when empty, that claim is not checked ([WithRequireBinding] still
 // requires it to be present). The nonce is used up as in [Verifier.Verify].
+// No hook is called.
 func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
+	id, err := v.verifyToken(ctx, tok, method, target)
+	if err != nil {
+		return nil, withPrefix(err)
+	}
+	return id, nil
+}
+
+func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
 	// The same bound as a header's, before any other work.
 	if len(tok) > v.maxSize+len("JWT ") {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(tok))
@@ -252,10 +310,18 @@ func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) 
 	if target != "" {
 		var ok bool
 		if htu, ok = normalizeHTU(target); !ok {
-			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, target)
+			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, truncate(target))
 		}
 	}
-	return v.verify(ctx, tok, method, htu, true)
+	return v.verify(ctx, tok, method, htu, "", true)
+}
+
+// withPrefix names the package at the start of a verification error.
+func withPrefix(err error) error {
+	if _, ok := err.(reasoner); ok {
+		return err
+	}
+	return &pkgError{err}
 }
 
 // tokenFromHeader finds the token in the Authorization header, checking its
@@ -290,9 +356,9 @@ func trimOWS(s string) string {
 	return s
 }
 
-// requestHTU is the htu a token for r must carry, or "\x00" (which no
-// token's htu equals) when r's Host is not one of WithHosts.
-func (v *Verifier) requestHTU(r *http.Request) string {
+// requestHTU is the htu a token for r must carry. When r's Host is not one
+// of WithHosts, no htu can match: it returns "" and the Host that came.
+func (v *Verifier) requestHTU(r *http.Request) (htu, badHost string) {
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
@@ -300,12 +366,13 @@ func (v *Verifier) requestHTU(r *http.Request) string {
 	if v.publicURL != nil {
 		scheme, host = v.publicURL.Scheme, v.publicURL.Host
 	} else if v.hosts != nil && !v.knownHost(scheme, host) {
-		return unknownHost
+		if host == "" {
+			host = "(none)"
+		}
+		return "", host
 	}
-	return buildHTU(scheme, host, r.URL.EscapedPath())
+	return buildHTU(scheme, host, r.URL.EscapedPath()), ""
 }
-
-const unknownHost = "\x00"
 
 func (v *Verifier) knownHost(scheme, host string) bool {
 	host = canonicalHost(scheme, host)
@@ -319,24 +386,25 @@ func (v *Verifier) knownHost(scheme, host string) bool {
 
 // verify runs the checks in DESIGN.md's order: parse once, look up keys,
 // algorithm from the stored key, signature, time, binding, and last the
-// nonce, so only signed tokens reach the nonce store.
-func (v *Verifier) verify(ctx context.Context, raw, method, htu string, strictBinding bool) (*Identity, error) {
+// nonce, so only signed tokens reach the nonce store. Its errors are not
+// yet prefixed.
+func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string, strictBinding bool) (*Identity, error) {
 	var t token
 	if err := parseToken(raw, &t); err != nil {
 		return nil, err
 	}
-	alg, ok := v.algorithm(t.alg)
-	if !ok {
+	spec := v.algorithm(t.alg)
+	if spec == nil {
 		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(string(t.alg)))
 	}
 	keys, err := v.keys.PublicKeys(ctx, t.username)
 	if err != nil {
-		return nil, fmt.Errorf("%w: key store: %w", ErrUnavailable, err)
+		return nil, errorf("%w: key store: %w", ErrUnavailable, err)
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, t.username)
 	}
-	key, err := verifySignature(&t, alg, keys)
+	key, err := verifySignature(&t, spec, keys)
 	if err != nil {
 		return nil, fmt.Errorf("%w (user %q)", err, t.username)
 	}
@@ -348,7 +416,7 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu string, strictBi
 	if err := v.checkAudience(&t); err != nil {
 		return nil, err
 	}
-	if err := v.checkBinding(&t, method, htu, strictBinding); err != nil {
+	if err := v.checkBinding(&t, method, htu, badHost, strictBinding); err != nil {
 		return nil, err
 	}
 	// Remember the nonce until the token can no longer pass checkTime here,
@@ -359,37 +427,38 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu string, strictBi
 		if errors.Is(err, ErrReplay) {
 			return nil, fmt.Errorf("%w (user %q)", ErrReplay, t.username)
 		}
-		return nil, fmt.Errorf("%w: nonce store: %w", ErrUnavailable, err)
-	}
-	if v.onKeyUsed != nil {
-		v.onKeyUsed(t.username, key, now)
+		return nil, errorf("%w: nonce store: %w", ErrUnavailable, err)
 	}
 	sec, frac := math.Modf(t.time)
 	return &Identity{
 		Username:  t.username,
 		Key:       key,
-		Algorithm: alg,
+		Algorithm: spec.alg,
 		Time:      time.Unix(int64(sec), int64(frac*1e9)),
 		Nonce:     t.nonce,
 		Claims:    t.claimsJSON,
 	}, nil
 }
 
-// algorithm maps a token's "alg" to one of ours (exactly, without case
-// folding) and reports whether it is allowed.
-func (v *Verifier) algorithm(name []byte) (Algorithm, bool) {
-	for _, alg := range [...]Algorithm{RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA} {
-		if string(name) == string(alg) {
-			return alg, v.algs == nil || v.algs[alg]
+// algorithm looks a token's "alg" up in the table (exactly, without case
+// folding) and returns it if it is allowed.
+func (v *Verifier) algorithm(name []byte) *algSpec {
+	spec := specOf(name)
+	if spec == nil || v.algs == nil {
+		return spec
+	}
+	for _, a := range v.algs {
+		if a == spec.alg {
+			return spec
 		}
 	}
-	return "", false
+	return nil
 }
 
 // verifySignature tries the user's keys: the one the kid names, if any,
 // otherwise all of them. A key is tried only with an algorithm that fits it,
 // so the algorithm comes from the stored key, not from the token.
-func verifySignature(t *token, alg Algorithm, keys []PublicKey) (PublicKey, error) {
+func verifySignature(t *token, spec *algSpec, keys []PublicKey) (PublicKey, error) {
 	candidates := keys
 	if len(t.kid) > 0 {
 		for i := range keys {
@@ -399,14 +468,13 @@ func verifySignature(t *token, alg Algorithm, keys []PublicKey) (PublicKey, erro
 			}
 		}
 	}
-	method := jwtMethod(alg)
 	fitted := false
 	for _, k := range candidates {
-		if !fitsKey(alg, k.Key) {
+		if !spec.fits(k.Key) {
 			continue
 		}
 		fitted = true
-		if method.Verify(t.signingInput, t.signature, k.Key) == nil {
+		if spec.verify(k.Key, t.signingInput, t.signature) {
 			return k, nil
 		}
 	}
@@ -414,36 +482,9 @@ func verifySignature(t *token, alg Algorithm, keys []PublicKey) (PublicKey, erro
 		// On the wire as a bad signature: "bad_algorithm" here, but
 		// "invalid_signature" for an unknown user, would tell which
 		// usernames exist.
-		return PublicKey{}, wireKindError{fmt.Errorf("%w: %s fits none of the user's keys", ErrBadAlgorithm, alg), "invalid_signature"}
+		return PublicKey{}, wireKindError{fmt.Errorf("%w: %s fits none of the user's keys", ErrBadAlgorithm, spec.alg), "invalid_signature"}
 	}
 	return PublicKey{}, ErrBadSignature
-}
-
-// jwtMethod returns golang-jwt's verifier for alg, which algAllowed has
-// already restricted to the asymmetric ones.
-func jwtMethod(alg Algorithm) jwt.SigningMethod {
-	switch alg {
-	case RS256:
-		return jwt.SigningMethodRS256
-	case RS384:
-		return jwt.SigningMethodRS384
-	case RS512:
-		return jwt.SigningMethodRS512
-	case PS256:
-		return jwt.SigningMethodPS256
-	case PS384:
-		return jwt.SigningMethodPS384
-	case PS512:
-		return jwt.SigningMethodPS512
-	case ES256:
-		return jwt.SigningMethodES256
-	case ES384:
-		return jwt.SigningMethodES384
-	case ES512:
-		return jwt.SigningMethodES512
-	default:
-		return jwt.SigningMethodEdDSA
-	}
 }
 
 // checkTime applies the ±maxSkew window to "time", and to "iat", "nbf" and
@@ -469,18 +510,21 @@ func (v *Verifier) checkTime(t *token, now time.Time) error {
 // checkBinding compares htm and htu with the request's method and htu.
 // An empty method or htu is unknown (a token checked by VerifyToken without
 // them): its claim is reported, not checked. In strict mode, a known method
-// or htu requires its claim.
-func (v *Verifier) checkBinding(t *token, method, htu string, strict bool) error {
+// or htu requires its claim. badHost is a Host that WithHosts does not name.
+func (v *Verifier) checkBinding(t *token, method, htu, badHost string, strict bool) error {
 	if v.requireBnd && (!t.hasHTM || !t.hasHTU) {
 		return fmt.Errorf("%w: htm and htu are required", ErrBinding)
 	}
 	if method != "" && (t.hasHTM || strict) && string(t.htm) != method {
-		return fmt.Errorf("%w: method", ErrBinding)
+		return fmt.Errorf("%w: not bound to method %s", ErrBinding, method)
+	}
+	if badHost != "" && t.hasHTU {
+		return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(badHost), strings.Join(v.hosts, ", "))
 	}
 	if htu != "" && (t.hasHTU || strict) && string(t.htu) != htu {
 		// Only a client that normalises differently needs the slow path.
 		if got, ok := normalizeHTU(string(t.htu)); !ok || got != htu {
-			return fmt.Errorf("%w: URL", ErrBinding)
+			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, htu)
 		}
 	}
 	return nil
@@ -501,8 +545,8 @@ func (v *Verifier) checkAudience(t *token) error {
 
 // truncate shortens attacker-chosen text before it goes into an error.
 func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "..."
+	if len(s) > 64 {
+		return s[:64] + "..."
 	}
 	return s
 }

@@ -45,8 +45,8 @@ func BenchmarkVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 			var nonces swapNonces
-			nonces.p.Store(NewMemoryNonceStore())
-			v, err := NewVerifier(keys, WithNonceStore(&nonces), WithTimeFunc(func() time.Time { return testNow }))
+			nonces.p.Store(mustNonceStore())
+			v, err := NewVerifier(keys, WithNonceStore(&nonces), WithClock(func() time.Time { return testNow }))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -68,7 +68,7 @@ func BenchmarkVerify(b *testing.B) {
 				if i%len(pool) == 0 && i > 0 {
 					// A fresh store for the next round of the pool: costs
 					// a few ns per verification, spread over the pool.
-					nonces.p.Store(NewMemoryNonceStore())
+					nonces.p.Store(mustNonceStore())
 				}
 				req.Header.Set("Authorization", pool[i%len(pool)])
 				i++

@@ -24,12 +24,15 @@ func Example() {
 	})
 	defer client.Close()
 
-	store := redisnonce.New(client,
+	store, err := redisnonce.New(client,
 		redisnonce.WithKeyPrefix("payments-api:nonce:"),
 		redisnonce.WithTimeout(300*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
 
 	// The Verifier calls Use once a token's signature has verified; here by hand.
-	err := store.Use(context.Background(), "alice", "c2FtcGxlIG5vbmNl", 40*time.Second)
+	err = store.Use(context.Background(), "alice", "c2FtcGxlIG5vbmNl", 40*time.Second)
 	switch {
 	case err == nil:
 		fmt.Println("first use: accepted")

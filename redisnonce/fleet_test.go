@@ -48,7 +48,7 @@ func newFleet(t testing.TB, stores ...asymjwt.NonceStore) *fleet {
 	}
 	f := &fleet{signer: signer}
 	for _, store := range stores {
-		vopts := []asymjwt.VerifierOption{asymjwt.WithTimeFunc(fixedClock)}
+		vopts := []asymjwt.VerifierOption{asymjwt.WithClock(fixedClock)}
 		if store != nil {
 			vopts = append(vopts, asymjwt.WithNonceStore(store))
 		}
@@ -66,7 +66,7 @@ func newFleet(t testing.TB, stores ...asymjwt.NonceStore) *fleet {
 func redisStores(t testing.TB, n int, addr string, opts ...redisnonce.Option) []asymjwt.NonceStore {
 	var stores []asymjwt.NonceStore
 	for range n {
-		stores = append(stores, redisnonce.New(newClient(t, addr), opts...))
+		stores = append(stores, mustNew(newClient(t, addr), opts...))
 	}
 	return stores
 }
@@ -204,7 +204,7 @@ func TestFleetSlowRedis(t *testing.T) {
 	} {
 		client := redis.NewClient(opts)
 		t.Cleanup(func() { client.Close() })
-		f := newFleet(t, redisnonce.New(client, redisnonce.WithTimeout(bound)))
+		f := newFleet(t, mustNew(client, redisnonce.WithTimeout(bound)))
 		v := f.verifiers[0]
 		rec, took := serve(v, f.header(t))
 		if rec.Code != http.StatusServiceUnavailable {
@@ -242,13 +242,13 @@ func BenchmarkVerifyMemory(b *testing.B) { benchmarkVerify(b, nil) }
 // BenchmarkVerifyRedis is the same with the nonce recorded in a local
 // redis-server: the difference is the cost of the round trip.
 func BenchmarkVerifyRedis(b *testing.B) {
-	benchmarkVerify(b, redisnonce.New(startRedis(b).Client(b)))
+	benchmarkVerify(b, mustNew(startRedis(b).Client(b)))
 }
 
 // BenchmarkStoreUse is the round trip alone: one Store.Use of a fresh nonce
 // on a local redis-server.
 func BenchmarkStoreUse(b *testing.B) {
-	s := redisnonce.New(startRedis(b).Client(b))
+	s := mustNew(startRedis(b).Client(b))
 	ctx := b.Context()
 	b.ReportAllocs()
 	i := 0

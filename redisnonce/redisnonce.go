@@ -88,31 +88,41 @@ type Store struct {
 // Compile-time check that Store is an asymjwt.NonceStore.
 var _ asymjwt.NonceStore = (*Store)(nil)
 
-// Option configures a [Store].
-type Option func(*Store)
+// Option configures a [Store]. An option given a value it cannot use makes
+// [New] fail with an error wrapping [asymjwt.ErrInvalidOption].
+type Option func(*Store) error
 
 // WithKeyPrefix sets the prefix of every key the Store writes; the default
 // is [DefaultKeyPrefix]. Give each fleet (or each environment sharing one
 // Redis) its own prefix. In a Redis Cluster the keys spread over all slots;
 // the prefix need not, and should not, carry a hash tag.
+// prefix must not be empty.
 func WithKeyPrefix(prefix string) Option {
-	return func(s *Store) { s.prefix = prefix }
+	return func(s *Store) error {
+		if prefix == "" {
+			return fmt.Errorf("redisnonce: WithKeyPrefix: %w: empty prefix", asymjwt.ErrInvalidOption)
+		}
+		s.prefix = prefix
+		return nil
+	}
 }
 
 // WithTimeout bounds how long one call to [Store.Use] waits for Redis,
 // including the client's own retries; the default is [DefaultTimeout]. It
 // is applied as a context deadline unless the caller's context has an
-// earlier one. A value of zero or less keeps the default.
+// earlier one. d must be positive.
 //
 // The bound holds whatever the client's options, but a call that gives up
 // leaves the command to finish in the background, within the client's
 // ReadTimeout and WriteTimeout. Setting ContextTimeoutEnabled on the client
 // makes it stop at once instead.
 func WithTimeout(d time.Duration) Option {
-	return func(s *Store) {
-		if d > 0 {
-			s.timeout = d
+	return func(s *Store) error {
+		if d <= 0 {
+			return fmt.Errorf("redisnonce: WithTimeout: %w: %v is not positive", asymjwt.ErrInvalidOption, d)
 		}
+		s.timeout = d
+		return nil
 	}
 }
 
@@ -120,19 +130,22 @@ func WithTimeout(d time.Duration) Option {
 // be a *redis.Client (single node, or Sentinel through
 // redis.NewFailoverClient), a *redis.ClusterClient, or anything made by
 // redis.NewUniversalClient. The caller keeps ownership of client: the Store
-// never closes it.
-func New(client redis.UniversalClient, opts ...Option) *Store {
+// never closes it. A nil client is an error wrapping
+// [asymjwt.ErrInvalidOption].
+func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if client == nil {
-		panic("redisnonce: New(nil)")
+		return nil, fmt.Errorf("redisnonce: New: %w: nil client", asymjwt.ErrInvalidOption)
 	}
 	s := &Store{client: client, prefix: DefaultKeyPrefix, timeout: DefaultTimeout}
 	for _, opt := range opts {
-		opt(s)
+		if err := opt(s); err != nil {
+			return nil, err
+		}
 	}
 	// A mark only needs to differ from every other Store's; if the system
 	// has no randomness it is no worse than a constant.
 	_, _ = rand.Read(s.markBase[:])
-	return s
+	return s, nil
 }
 
 // Use records that username used nonce, for at least ttl (rounded up to a

@@ -63,7 +63,7 @@ func TestUse(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// A prefix per case keeps the cases apart in one Redis.
-			s := redisnonce.New(client, redisnonce.WithKeyPrefix(fmt.Sprintf("test%d:", i)))
+			s := mustNew(client, redisnonce.WithKeyPrefix(fmt.Sprintf("test%d:", i)))
 			for j, c := range tt.calls {
 				err := s.Use(t.Context(), c.user, c.nonce, time.Minute)
 				if !matches(err, c.want) {
@@ -90,7 +90,7 @@ func matches(err, want error) bool {
 func TestUseTTL(t *testing.T) {
 	srv := startRedis(t)
 	client := srv.Client(t)
-	s := redisnonce.New(client)
+	s := mustNew(client)
 	tests := []struct {
 		ttl      time.Duration
 		min, max time.Duration // bounds of the key's PTTL right after Use
@@ -128,7 +128,7 @@ func TestUseTTL(t *testing.T) {
 func TestUseExpires(t *testing.T) {
 	srv := startRedis(t)
 	client := srv.Client(t)
-	s := redisnonce.New(client)
+	s := mustNew(client)
 	ctx := t.Context()
 	if err := s.Use(ctx, "alice", "short", 50*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -155,8 +155,8 @@ func TestUseExpires(t *testing.T) {
 func TestKey(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
 	defer client.Close()
-	def := redisnonce.New(client)
-	custom := redisnonce.New(client, redisnonce.WithKeyPrefix("fleet-a:"))
+	def := mustNew(client)
+	custom := mustNew(client, redisnonce.WithKeyPrefix("fleet-a:"))
 	inputs := []struct{ user, nonce string }{
 		{"", ""},
 		{"alice", "n1"},
@@ -186,8 +186,8 @@ func TestKey(t *testing.T) {
 func TestKeyPrefixInRedis(t *testing.T) {
 	srv := startRedis(t)
 	client := srv.Client(t)
-	a := redisnonce.New(client, redisnonce.WithKeyPrefix("fleet-a:"))
-	b := redisnonce.New(client, redisnonce.WithKeyPrefix("fleet-b:"))
+	a := mustNew(client, redisnonce.WithKeyPrefix("fleet-a:"))
+	b := mustNew(client, redisnonce.WithKeyPrefix("fleet-b:"))
 	ctx := t.Context()
 	for _, s := range []*redisnonce.Store{a, b} {
 		if err := s.Use(ctx, "alice", "n1", time.Minute); err != nil {
@@ -211,7 +211,7 @@ func TestUseConcurrent(t *testing.T) {
 	srv := startRedis(t)
 	// A long bound: this test is about atomicity, not about slow machines.
 	long := redisnonce.WithTimeout(time.Minute)
-	stores := []*redisnonce.Store{redisnonce.New(srv.Client(t), long), redisnonce.New(srv.Client(t), long)}
+	stores := []*redisnonce.Store{mustNew(srv.Client(t), long), mustNew(srv.Client(t), long)}
 	for round := range 5 {
 		nonce := fmt.Sprint("race", round)
 		var wg sync.WaitGroup
@@ -235,7 +235,7 @@ func TestUseConcurrent(t *testing.T) {
 func TestUseRetriedSet(t *testing.T) {
 	srv := startRedis(t)
 	proxy := replyLosingProxy(t, srv.Addr, "\r\nnx\r\n")
-	s := redisnonce.New(newClient(t, proxy))
+	s := mustNew(newClient(t, proxy))
 	if err := s.Use(t.Context(), "alice", "n1", time.Minute); err != nil {
 		t.Fatalf("first Use with its reply lost and retried = %v, want nil", err)
 	}
@@ -284,7 +284,7 @@ func TestUseUnavailable(t *testing.T) {
 			opts.Addr = tt.addr
 			client := redis.NewClient(opts)
 			defer client.Close()
-			s := redisnonce.New(client, redisnonce.WithTimeout(bound))
+			s := mustNew(client, redisnonce.WithTimeout(bound))
 			start := time.Now()
 			err := s.Use(tt.ctx, "alice", "n1", time.Minute)
 			took := time.Since(start)
@@ -300,13 +300,36 @@ func TestUseUnavailable(t *testing.T) {
 	}
 }
 
-func TestNewNil(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("New(nil) did not panic")
-		}
-	}()
-	redisnonce.New(nil)
+func TestNewRefusesInvalidOptions(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer client.Close()
+	tests := []struct {
+		name   string
+		client redis.UniversalClient
+		opts   []redisnonce.Option
+	}{
+		{"nil client", nil, nil},
+		{"empty prefix", client, []redisnonce.Option{redisnonce.WithKeyPrefix("")}},
+		{"zero timeout", client, []redisnonce.Option{redisnonce.WithTimeout(0)}},
+		{"negative timeout", client, []redisnonce.Option{redisnonce.WithTimeout(-time.Second)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := redisnonce.New(tt.client, tt.opts...)
+			if s != nil || !errors.Is(err, asymjwt.ErrInvalidOption) || !strings.HasPrefix(err.Error(), "redisnonce: ") {
+				t.Fatalf("New = %v, %v; want an ErrInvalidOption", s, err)
+			}
+		})
+	}
+}
+
+// mustNew is redisnonce.New for arguments known to be valid.
+func mustNew(client redis.UniversalClient, opts ...redisnonce.Option) *redisnonce.Store {
+	s, err := redisnonce.New(client, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 // requireOneWinner checks the results of callers racing one nonce: exactly

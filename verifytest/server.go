@@ -118,10 +118,9 @@ func NewUnstartedServer(opts ...Option) *Server {
 		// Tokens must be bound to this server's own address, not to
 		// whatever Host a request claims.
 		asymjwt.WithHosts(s.srv.Listener.Addr().String()),
-		asymjwt.WithTimeFunc(s.now),
+		// The verifier's own nonce store follows this clock too.
+		asymjwt.WithClock(s.now),
 		asymjwt.WithErrorHook(s.recordRefusal),
-		// The server's nonce store follows the server's clock.
-		asymjwt.WithNonceStore(asymjwt.NewMemoryNonceStore(asymjwt.WithNonceClock(s.now))),
 	}
 	if s.cfg.requireBind {
 		vopts = append(vopts, asymjwt.WithRequireBinding())

@@ -81,8 +81,8 @@ func TestServerOptions(t *testing.T) {
 			defer srv.Close()
 			srv.AddKeyFile("svc", kp.PublicFile)
 			// Without skew correction, so the server's first answer is what is seen.
-			client := asymjwt.NewClient(kp.Signer(t, "svc", tt.signer...),
-				asymjwt.WithBaseTransport(srv.Transport()), asymjwt.WithoutSkewCorrection())
+			client := asymjwt.NewClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc", tt.signer...),
+				Base: srv.Transport(), DisableSkewCorrection: true})
 			resp, err := client.Get(srv.URL + "/x")
 			if err != nil {
 				t.Fatal(err)

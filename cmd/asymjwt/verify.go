@@ -76,14 +76,13 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := asymjwt.NewDirKeyStore(*keysDir, asymjwt.WithKeyStoreLogger(logger))
+	store, err := asymjwt.NewDirKeyStore(*keysDir, asymjwt.WithLogger(logger))
 	if err != nil {
 		return inputError(stderr, "verify", fmt.Errorf("-keys %s: %w", *keysDir, err))
 	}
-	verifier, err := asymjwt.NewVerifier(store,
-		asymjwt.WithMaxSkew(*skew),
-		// A fresh store: one run cannot know of earlier ones (see -h).
-		asymjwt.WithNonceStore(asymjwt.NewMemoryNonceStore()))
+	// The verifier's own nonce store is new: one run cannot know of earlier
+	// ones (see -h).
+	verifier, err := asymjwt.NewVerifier(store, asymjwt.WithMaxSkew(*skew))
 	if err != nil {
 		return inputError(stderr, "verify", err)
 	}

@@ -1,4 +1,4 @@
-package asymjwt
+package keyformat
 
 import (
 	"crypto/aes"
@@ -71,20 +71,20 @@ type scryptParams struct {
 	KeyLength                int `asn1:"optional"`
 }
 
-// decryptPKCS8 decrypts the DER of an "ENCRYPTED PRIVATE KEY" block and
+// DecryptPKCS8 decrypts the DER of an "ENCRYPTED PRIVATE KEY" block and
 // returns the DER of the PKCS#8 PrivateKeyInfo inside. A padding failure is
 // reported as ErrIncorrectPassphrase.
-func decryptPKCS8(der, passphrase []byte) ([]byte, error) {
+func DecryptPKCS8(der, passphrase []byte) ([]byte, error) {
 	var info encryptedPrivateKeyInfo
 	if err := unmarshalExact(der, &info); err != nil {
-		return nil, fmt.Errorf("%w: encrypted PKCS#8", ErrKeyFormat)
+		return nil, fmt.Errorf("%w: encrypted PKCS#8", ErrFormat)
 	}
 	if !info.Algorithm.Algorithm.Equal(oidPBES2) {
-		return nil, fmt.Errorf("%w: encrypted PKCS#8 scheme %s (only PBES2)", ErrUnsupportedKey, info.Algorithm.Algorithm)
+		return nil, fmt.Errorf("%w: encrypted PKCS#8 scheme %s (only PBES2)", ErrUnsupported, info.Algorithm.Algorithm)
 	}
 	var params pbes2Params
 	if err := unmarshalExact(info.Algorithm.Parameters.FullBytes, &params); err != nil {
-		return nil, fmt.Errorf("%w: PBES2 parameters", ErrKeyFormat)
+		return nil, fmt.Errorf("%w: PBES2 parameters", ErrFormat)
 	}
 
 	var keyLen int
@@ -96,11 +96,11 @@ func decryptPKCS8(der, passphrase []byte) ([]byte, error) {
 	case enc.Equal(oidAES256CBC):
 		keyLen = 32
 	default:
-		return nil, fmt.Errorf("%w: PBES2 cipher %s (only AES-CBC)", ErrUnsupportedKey, enc)
+		return nil, fmt.Errorf("%w: PBES2 cipher %s (only AES-CBC)", ErrUnsupported, enc)
 	}
 	var iv []byte
 	if err := unmarshalExact(params.EncryptionScheme.Parameters.FullBytes, &iv); err != nil || len(iv) != aes.BlockSize {
-		return nil, fmt.Errorf("%w: PBES2 IV", ErrKeyFormat)
+		return nil, fmt.Errorf("%w: PBES2 IV", ErrFormat)
 	}
 
 	key, err := deriveKey(params.KeyDerivationFunc, passphrase, keyLen)
@@ -111,11 +111,11 @@ func decryptPKCS8(der, passphrase []byte) ([]byte, error) {
 
 	ct := info.EncryptedData
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, fmt.Errorf("%w: encrypted PKCS#8 data length", ErrKeyFormat)
+		return nil, fmt.Errorf("%w: encrypted PKCS#8 data length", ErrFormat)
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrKeyFormat, err)
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	pt := make([]byte, len(ct))
 	cipher.NewCBCDecrypter(block, iv).CryptBlocks(pt, ct)
@@ -138,13 +138,13 @@ func deriveKey(kdf algorithmIdentifier, passphrase []byte, keyLen int) ([]byte, 
 	case kdf.Algorithm.Equal(oidPBKDF2):
 		var p pbkdf2Params
 		if err := unmarshalExact(kdf.Parameters.FullBytes, &p); err != nil {
-			return nil, fmt.Errorf("%w: PBKDF2 parameters", ErrKeyFormat)
+			return nil, fmt.Errorf("%w: PBKDF2 parameters", ErrFormat)
 		}
 		if p.IterationCount < 1 || p.IterationCount > maxPBKDF2Iterations {
-			return nil, fmt.Errorf("%w: PBKDF2 iteration count %d out of range", ErrUnsupportedKey, p.IterationCount)
+			return nil, fmt.Errorf("%w: PBKDF2 iteration count %d out of range", ErrUnsupported, p.IterationCount)
 		}
 		if p.KeyLength != 0 && p.KeyLength != keyLen {
-			return nil, fmt.Errorf("%w: PBKDF2 key length %d", ErrKeyFormat, p.KeyLength)
+			return nil, fmt.Errorf("%w: PBKDF2 key length %d", ErrFormat, p.KeyLength)
 		}
 		var h func() hash.Hash
 		switch prf := p.PRF.Algorithm; {
@@ -159,35 +159,35 @@ func deriveKey(kdf algorithmIdentifier, passphrase []byte, keyLen int) ([]byte, 
 		case prf.Equal(oidHMACSHA512):
 			h = sha512.New
 		default:
-			return nil, fmt.Errorf("%w: PBKDF2 PRF %s", ErrUnsupportedKey, prf)
+			return nil, fmt.Errorf("%w: PBKDF2 PRF %s", ErrUnsupported, prf)
 		}
 		key, err := pbkdf2.Key(h, string(passphrase), p.Salt, p.IterationCount, keyLen)
 		if err != nil {
-			return nil, fmt.Errorf("%w: PBKDF2: %w", ErrKeyFormat, err)
+			return nil, fmt.Errorf("%w: PBKDF2: %w", ErrFormat, err)
 		}
 		return key, nil
 	case kdf.Algorithm.Equal(oidScrypt):
 		var p scryptParams
 		if err := unmarshalExact(kdf.Parameters.FullBytes, &p); err != nil {
-			return nil, fmt.Errorf("%w: scrypt parameters", ErrKeyFormat)
+			return nil, fmt.Errorf("%w: scrypt parameters", ErrFormat)
 		}
 		// scrypt allocates 128*r*(N+p) bytes and works through N*r*p blocks.
 		n, r, par := p.CostParameter, p.BlockSize, p.ParallelizationParameter
 		if n < 2 || r < 1 || par < 1 || par > maxScryptP ||
 			r > maxScryptMemory/128 || n+par > maxScryptMemory/128/r ||
 			n > maxScryptWork/r/par {
-			return nil, fmt.Errorf("%w: scrypt parameters out of range", ErrUnsupportedKey)
+			return nil, fmt.Errorf("%w: scrypt parameters out of range", ErrUnsupported)
 		}
 		if p.KeyLength != 0 && p.KeyLength != keyLen {
-			return nil, fmt.Errorf("%w: scrypt key length %d", ErrKeyFormat, p.KeyLength)
+			return nil, fmt.Errorf("%w: scrypt key length %d", ErrFormat, p.KeyLength)
 		}
 		key, err := scrypt.Key(passphrase, p.Salt, p.CostParameter, p.BlockSize, p.ParallelizationParameter, keyLen)
 		if err != nil {
-			return nil, fmt.Errorf("%w: scrypt: %w", ErrKeyFormat, err)
+			return nil, fmt.Errorf("%w: scrypt: %w", ErrFormat, err)
 		}
 		return key, nil
 	default:
-		return nil, fmt.Errorf("%w: PBES2 key derivation %s", ErrUnsupportedKey, kdf.Algorithm)
+		return nil, fmt.Errorf("%w: PBES2 key derivation %s", ErrUnsupported, kdf.Algorithm)
 	}
 }
 
