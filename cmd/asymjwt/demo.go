@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/asymjwt/asymjwt"
-	"github.com/asymjwt/asymjwt/verifytest"
+	"github.com/asymjwt/asymjwt/internal/agentserver"
 	"golang.org/x/crypto/ssh/agent"
 )
 
@@ -248,7 +248,7 @@ func startDemoAgent(keyring agent.ExtendedAgent, socket string) (ag *asymjwt.Age
 		ag = asymjwt.NewAgent(keyring)
 		return ag, "(in memory: the temporary directory's path is too long for a socket)", func() { ag.Close() }, nil
 	}
-	served, err := verifytest.ServeAgent(keyring, socket)
+	served, err := agentserver.Serve(keyring, socket)
 	if err != nil {
 		return nil, "", nil, err
 	}
