@@ -31,10 +31,10 @@ func testMain(m *testing.M) int {
 	if runtime.GOOS == "windows" {
 		binary += ".exe"
 	}
-	goCmd, err := exec.LookPath("go")
+	goCmd, err := goTool()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "the tests build the command with the go tool, which is not on PATH:", err)
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	build := exec.Command(goCmd, "build", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -43,6 +43,23 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// goTool returns the path of the go command, which the tests use to build
+// the command and to list its dependencies: the one on PATH, else the one
+// of the GOROOT the tests run with.
+func goTool() (string, error) {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if runtime.GOOS == "windows" {
+		p += ".exe"
+	}
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("the tests need the go tool, which is neither on PATH nor in GOROOT: %w", err)
+	}
+	return p, nil
 }
 
 // result is what a run of the command gave.
