@@ -118,6 +118,49 @@ func (r result) want(t *testing.T, code int, stderrHas ...string) result {
 	return r
 }
 
+// wantUsageError fails the test unless the run was a usage error of the
+// subcommand name ("" for none): exit 2, nothing on stdout, and on stderr
+// exactly two lines, the problem (holding every one of the fragments) and
+// where the usage is, without the usage itself.
+func (r result) wantUsageError(t *testing.T, name string, fragments ...string) result {
+	t.Helper()
+	prefix, hint := "asymjwt: ", "run 'asymjwt -h' for the commands"
+	if name != "" {
+		prefix = "asymjwt " + name + ": "
+		hint = "run 'asymjwt " + name + " -h' for usage"
+	}
+	r.want(t, 2, fragments...)
+	if r.stdout != "" {
+		t.Fatalf("a usage error printed to stdout: %q", r.stdout)
+	}
+	lines := strings.SplitAfter(r.stderr, "\n")
+	if len(lines) != 3 || lines[2] != "" {
+		t.Fatalf("stderr is %d lines, want 2:\n%s", strings.Count(r.stderr, "\n"), r.stderr)
+	}
+	if !strings.HasPrefix(lines[0], prefix) {
+		t.Fatalf("first line %q does not start with %q", lines[0], prefix)
+	}
+	if lines[1] != hint+"\n" {
+		t.Fatalf("second line %q, want %q", lines[1], hint)
+	}
+	return r
+}
+
+// wantInputError fails the test unless the run was an input error: exit 2,
+// nothing on stdout, stderr holding every one of the fragments and neither
+// the usage nor the hint a usage error gives.
+func (r result) wantInputError(t *testing.T, fragments ...string) result {
+	t.Helper()
+	r.want(t, 2, fragments...)
+	if r.stdout != "" {
+		t.Fatalf("an input error printed to stdout: %q", r.stdout)
+	}
+	if strings.Contains(r.stderr, "Usage:") || strings.Contains(r.stderr, "for usage") {
+		t.Fatalf("an input error shows the usage or points to it:\n%s", r.stderr)
+	}
+	return r
+}
+
 // noSecrets fails the test if stderr or stdout holds any of secrets.
 func (r result) noSecrets(t *testing.T, secrets ...string) result {
 	t.Helper()
@@ -184,26 +227,84 @@ func TestUsage(t *testing.T) {
 	if r.stdout != "" {
 		t.Fatalf("stdout: %s", r.stdout)
 	}
-	for _, args := range [][]string{{"-h"}, {"help"}, {"--help"}} {
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"--help"}, {"help"}} {
 		r := runCLI(t, args...).want(t, 0)
 		if !strings.Contains(r.stdout, "Usage: asymjwt <command>") {
 			t.Fatalf("%v: stdout %q", args, r.stdout)
 		}
 	}
-	runCLI(t, "frobnicate").want(t, 2, `unknown command "frobnicate"`, "Usage:")
 	for _, sub := range []string{"keygen", "header", "verify", "demo"} {
-		for _, args := range [][]string{{sub, "-h"}, {"help", sub}} {
+		for _, args := range [][]string{{sub, "-h"}, {sub, "-help"}, {sub, "--help"}, {"help", sub}} {
 			r := runCLI(t, args...).want(t, 0)
 			if !strings.HasPrefix(r.stdout, "Usage: asymjwt "+sub) {
 				t.Fatalf("%v: stdout %q", args, r.stdout)
 			}
+			if r.stderr != "" {
+				t.Fatalf("%v: stderr %q", args, r.stderr)
+			}
 		}
-		runCLI(t, sub, "-no-such-flag").want(t, 2, "flag provided but not defined: -no-such-flag", "Usage: asymjwt "+sub)
 	}
 	r = runCLI(t, "verify", "-h").want(t, 0)
 	if !strings.Contains(r.stdout, "replay") {
 		t.Fatalf("verify -h does not say that one run cannot see replays:\n%s", r.stdout)
 	}
+}
+
+// TestUsageErrors checks that every kind of usage error of every
+// subcommand prints one line naming the problem and one line saying where
+// the usage is, and exits 2. The subcommands' own tests check the errors
+// particular to them.
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "id")
+	tests := []struct {
+		name    string
+		args    []string
+		command string // whose usage the hint names; "" for the command list
+		want    []string
+	}{
+		{"unknown command", []string{"frobnicate"}, "", []string{`unknown command "frobnicate"`}},
+		{"unknown flag before a command", []string{"-x", "keygen"}, "", []string{`unknown command "-x"`}},
+		{"help for an unknown command", []string{"help", "frobnicate"}, "", []string{`unknown command "frobnicate"`}},
+		{"help for two commands", []string{"help", "keygen", "verify"}, "", []string{`unexpected argument "verify"`}},
+		{"unknown command with a line break", []string{"a\nb"}, "", []string{`unknown command "a\nb"`}},
+
+		{"keygen unknown flag", []string{"keygen", "-no-such-flag", "-o", file}, "keygen", []string{"flag provided but not defined: -no-such-flag"}},
+		{"keygen flag with a line break", []string{"keygen", "-a\nb"}, "keygen", []string{`not defined: -a\nb`}},
+		{"keygen flag without its value", []string{"keygen", "-o"}, "keygen", []string{"flag needs an argument: -o"}},
+		{"keygen bad value", []string{"keygen", "-bits", "many", "-o", file}, "keygen", []string{`invalid value "many" for flag -bits`}},
+		{"keygen bad boolean", []string{"keygen", "-f=maybe", "-o", file}, "keygen", []string{`invalid boolean value "maybe" for -f`}},
+		{"keygen missing flag", []string{"keygen"}, "keygen", []string{"-o FILE is required"}},
+		{"keygen extra argument", []string{"keygen", "-o", file, "extra"}, "keygen", []string{`unexpected argument "extra"`}},
+
+		{"header unknown flag", []string{"header", "-bogus"}, "header", []string{"flag provided but not defined: -bogus"}},
+		{"header flag without its value", []string{"header", "-user"}, "header", []string{"flag needs an argument: -user"}},
+		{"header bad boolean", []string{"header", "-user", "a", "-agent=maybe"}, "header", []string{`invalid boolean value "maybe" for -agent`}},
+		{"header missing flag", []string{"header", "-agent"}, "header", []string{"-user NAME is required"}},
+		{"header extra argument", []string{"header", "-user", "a", "-agent", "extra"}, "header", []string{`unexpected argument "extra"`}},
+
+		{"verify unknown flag", []string{"verify", "-bogus", "tok"}, "verify", []string{"flag provided but not defined: -bogus"}},
+		{"verify flag without its value", []string{"verify", "tok", "-keys"}, "verify", []string{"flag needs an argument: -keys"}},
+		{"verify bad value", []string{"verify", "-keys", "d", "-skew", "soon", "tok"}, "verify", []string{`invalid value "soon" for flag -skew`}},
+		{"verify missing flag", []string{"verify", "tok"}, "verify", []string{"-keys DIR is required"}},
+		{"verify missing argument", []string{"verify", "-keys", "d"}, "verify", []string{"TOKEN is required"}},
+		{"verify extra argument", []string{"verify", "-keys", "d", "tok", "extra"}, "verify", []string{"one TOKEN only; got 2 arguments"}},
+
+		{"demo unknown flag", []string{"demo", "-bogus"}, "demo", []string{"flag provided but not defined: -bogus"}},
+		{"demo extra argument", []string{"demo", "extra"}, "demo", []string{`unexpected argument "extra"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			runCLI(t, tt.args...).wantUsageError(t, tt.command, tt.want...)
+		})
+	}
+	// After the parallel subtests, before t.TempDir() is removed.
+	t.Cleanup(func() {
+		if _, err := os.Stat(file); err == nil {
+			t.Error("a keygen refused for its usage wrote a key")
+		}
+	})
 }
 
 // TestRunInProcess drives run directly, as main does.
