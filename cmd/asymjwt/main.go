@@ -65,11 +65,15 @@ type command struct {
 	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
-var commands = []command{
-	{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
-	{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
-	{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
-	{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
+// commands returns the subcommands, in the order the help lists them. It is
+// a function so that no package variable can be changed under a run.
+func commands() []command {
+	return []command{
+		{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
+		{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
+		{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
+		{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
+	}
 }
 
 // run runs the command line args (without the program name) and returns the
@@ -91,7 +95,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		topUsage(stdout)
 		return exitOK
 	}
-	for _, c := range commands {
+	for _, c := range commands() {
 		if c.name == name {
 			return c.run(args[1:], stdin, stdout, stderr)
 		}
@@ -103,7 +107,7 @@ func topUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: asymjwt <command> [flags]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
-	for _, c := range commands {
+	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
