@@ -7,6 +7,7 @@
 //	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
 //	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
 //	asymjwt demo
+//	asymjwt version
 //
 // keygen writes a private key in OpenSSH format to FILE (mode 0600,
 // encrypted when -passphrase-file is given) and its public half to FILE.pub
@@ -30,6 +31,11 @@
 // demo starts a verifying server on 127.0.0.1, signs requests to it with a
 // key file and an in-process ssh-agent, shows a replayed and a stale token
 // refused, prints what happened and cleans up.
+//
+// version prints one line, the version of asymjwt and the Go release and
+// platform it was built with, as in "asymjwt v1.0.0 (go1.26.8,
+// linux/amd64)"; a build from a checkout names its commit when the go tool
+// recorded it. -version and --version do the same.
 //
 // Exit codes: 0 success, 1 the token did not verify (or the demo did not go
 // as expected), 2 a usage or input error (bad flags, an unreadable key file
@@ -73,6 +79,7 @@ func commands() []command {
 		{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
 		{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
 		{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
+		{"version", "print the version of asymjwt and of the Go that built it", runVersion},
 	}
 }
 
@@ -94,6 +101,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		topUsage(stdout)
 		return exitOK
+	case "-version", "--version":
+		return runVersion(args[1:], stdin, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == name {

@@ -223,7 +223,7 @@ func privateKeyLines(t *testing.T, path string) []string {
 
 func TestUsage(t *testing.T) {
 	t.Parallel()
-	r := runCLI(t).want(t, 2, "Usage: asymjwt <command>", "keygen", "header", "verify", "demo")
+	r := runCLI(t).want(t, 2, "Usage: asymjwt <command>", "keygen", "header", "verify", "demo", "version")
 	if r.stdout != "" {
 		t.Fatalf("stdout: %s", r.stdout)
 	}
@@ -233,7 +233,7 @@ func TestUsage(t *testing.T) {
 			t.Fatalf("%v: stdout %q", args, r.stdout)
 		}
 	}
-	for _, sub := range []string{"keygen", "header", "verify", "demo"} {
+	for _, sub := range []string{"keygen", "header", "verify", "demo", "version"} {
 		for _, args := range [][]string{{sub, "-h"}, {sub, "-help"}, {sub, "--help"}, {"help", sub}} {
 			r := runCLI(t, args...).want(t, 0)
 			if !strings.HasPrefix(r.stdout, "Usage: asymjwt "+sub) {
