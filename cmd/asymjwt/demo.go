@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/asymjwt/asymjwt"
-	"github.com/asymjwt/asymjwt/verifytest"
+	"github.com/asymjwt/asymjwt/internal/agentserver"
 	"golang.org/x/crypto/ssh/agent"
 )
 
@@ -36,14 +36,14 @@ another request are refused. It prints an account of what happened.
 Exit codes: 0 everything went as expected; 1 something did not.`
 
 func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", stderr)
+	fs := newFlagSet("demo")
 	usage := func(w io.Writer) { printUsage(w, fs, demoSynopsis, demoDescription) }
 	rest, code := parseArgs(fs, args, stdout, stderr, usage)
 	if code >= 0 {
 		return code
 	}
 	if len(rest) > 0 {
-		return usageError(stderr, "demo", usage, "unexpected argument %q", rest[0])
+		return usageError(stderr, "demo", "unexpected argument %q", rest[0])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -248,7 +248,7 @@ func startDemoAgent(keyring agent.ExtendedAgent, socket string) (ag *asymjwt.Age
 		ag = asymjwt.NewAgent(keyring)
 		return ag, "(in memory: the temporary directory's path is too long for a socket)", func() { ag.Close() }, nil
 	}
-	served, err := verifytest.ServeAgent(keyring, socket)
+	served, err := agentserver.Serve(keyring, socket)
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -39,7 +39,7 @@ method (-method, GET by default), scheme, host and path. Example:
 const agentTimeout = time.Minute
 
 func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("header", stderr)
+	fs := newFlagSet("header")
 	username := fs.String("user", "", "sign as user `NAME` (required)")
 	keyFile := fs.String("key", "", "sign with the private key in `FILE`")
 	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
@@ -55,24 +55,24 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case len(rest) > 0:
-		return usageError(stderr, "header", usage, "unexpected argument %q", rest[0])
+		return usageError(stderr, "header", "unexpected argument %q", rest[0])
 	case *username == "":
-		return usageError(stderr, "header", usage, "-user NAME is required")
+		return usageError(stderr, "header", "-user NAME is required")
 	case *keyFile == "" && !*useAgent:
-		return usageError(stderr, "header", usage, "give -key FILE or -agent")
+		return usageError(stderr, "header", "give -key FILE or -agent")
 	case *keyFile != "" && *useAgent:
-		return usageError(stderr, "header", usage, "-key and -agent exclude each other")
+		return usageError(stderr, "header", "-key and -agent exclude each other")
 	case *passFile != "" && *useAgent:
-		return usageError(stderr, "header", usage, "-passphrase-file goes with -key, not -agent")
+		return usageError(stderr, "header", "-passphrase-file goes with -key, not -agent")
 	case *agentKey != "" && !*useAgent:
-		return usageError(stderr, "header", usage, "-agent-key needs -agent")
+		return usageError(stderr, "header", "-agent-key needs -agent")
 	case *method != "" && *target == "":
-		return usageError(stderr, "header", usage, "-method needs -url")
+		return usageError(stderr, "header", "-method needs -url")
 	}
 	var req *http.Request
 	if *target != "" {
 		if err := checkTargetURL(*target); err != nil {
-			return usageError(stderr, "header", usage, "%v", err)
+			return usageError(stderr, "header", "%v", err)
 		}
 		m := *method
 		if m == "" {
@@ -80,7 +80,7 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		var err error
 		if req, err = http.NewRequest(m, *target, nil); err != nil {
-			return usageError(stderr, "header", usage, "-method %q: not a valid HTTP method", m)
+			return usageError(stderr, "header", "-method %q: not a valid HTTP method", m)
 		}
 	}
 
@@ -105,7 +105,7 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	signer, err := asymjwt.NewSigner(*username, key)
 	if errors.Is(err, asymjwt.ErrInvalidUsername) {
-		return usageError(stderr, "header", usage, "-user: not a valid username (1 to 256 bytes, no control characters)")
+		return usageError(stderr, "header", "-user: not a valid username (1 to 256 bytes, no control characters)")
 	}
 	if err != nil {
 		return inputError(stderr, "header", err)

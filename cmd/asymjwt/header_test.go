@@ -157,34 +157,38 @@ func TestHeaderUsageErrors(t *testing.T) {
 	key := kp.PrivateFile
 	secrets := privateKeyLines(t, key)
 	tests := []struct {
-		name string
-		args []string
-		want []string
+		name  string
+		args  []string
+		usage bool // a usage error; else an input error
+		want  []string
 	}{
-		{"no -user", []string{"-key", key}, []string{"-user NAME is required", "Usage: asymjwt header"}},
-		{"no key", []string{"-user", "a"}, []string{"-key FILE or -agent", "Usage:"}},
-		{"key and agent", []string{"-user", "a", "-key", key, "-agent"}, []string{"exclude", "Usage:"}},
-		{"agent-key without agent", []string{"-user", "a", "-key", key, "-agent-key", "x"}, []string{"-agent-key needs -agent", "Usage:"}},
-		{"passphrase with agent", []string{"-user", "a", "-agent", "-passphrase-file", "p"}, []string{"-passphrase-file", "Usage:"}},
-		{"method without url", []string{"-user", "a", "-key", key, "-method", "POST"}, []string{"-method needs -url", "Usage:"}},
-		{"relative url", []string{"-user", "a", "-key", key, "-url", "/v1/items"}, []string{"absolute http or https URL", "Usage:"}},
-		{"ftp url", []string{"-user", "a", "-key", key, "-url", "ftp://x/y"}, []string{"absolute http or https URL", "Usage:"}},
-		{"bad method", []string{"-user", "a", "-key", key, "-url", "https://x/", "-method", "GE T"}, []string{"-method", "Usage:"}},
-		{"bad username", []string{"-user", "a\x01b", "-key", key}, []string{"-user", "Usage:"}},
-		{"extra argument", []string{"-user", "a", "-key", key, "extra"}, []string{`unexpected argument "extra"`, "Usage:"}},
-		{"bad flag", []string{"-user", "a", "-key", key, "-bogus"}, []string{"-bogus", "Usage:"}},
-		{"missing key file", []string{"-user", "a", "-key", filepath.Join(t.TempDir(), "nope")}, []string{"nope", "no such file"}},
-		{"key is a directory", []string{"-user", "a", "-key", t.TempDir()}, []string{"not a regular file"}},
-		{"key is a public key", []string{"-user", "a", "-key", kp.PublicFile}, []string{"not a recognised key", "is a public key, not a private key"}},
-		{"agent without SSH_AUTH_SOCK", []string{"-user", "a", "-agent"}, []string{"SSH_AUTH_SOCK"}},
+		{"no -user", []string{"-key", key}, true, []string{"-user NAME is required"}},
+		{"no key", []string{"-user", "a"}, true, []string{"-key FILE or -agent"}},
+		{"key and agent", []string{"-user", "a", "-key", key, "-agent"}, true, []string{"exclude"}},
+		{"agent-key without agent", []string{"-user", "a", "-key", key, "-agent-key", "x"}, true, []string{"-agent-key needs -agent"}},
+		{"passphrase with agent", []string{"-user", "a", "-agent", "-passphrase-file", "p"}, true, []string{"-passphrase-file"}},
+		{"method without url", []string{"-user", "a", "-key", key, "-method", "POST"}, true, []string{"-method needs -url"}},
+		{"relative url", []string{"-user", "a", "-key", key, "-url", "/v1/items"}, true, []string{"absolute http or https URL"}},
+		{"ftp url", []string{"-user", "a", "-key", key, "-url", "ftp://x/y"}, true, []string{"absolute http or https URL"}},
+		{"bad method", []string{"-user", "a", "-key", key, "-url", "https://x/", "-method", "GE T"}, true, []string{"-method"}},
+		{"bad username", []string{"-user", "a\x01b", "-key", key}, true, []string{"-user"}},
+		{"extra argument", []string{"-user", "a", "-key", key, "extra"}, true, []string{`unexpected argument "extra"`}},
+		{"bad flag", []string{"-user", "a", "-key", key, "-bogus"}, true, []string{"-bogus"}},
+		{"missing key file", []string{"-user", "a", "-key", filepath.Join(t.TempDir(), "nope")}, false, []string{"nope", "no such file"}},
+		{"key is a directory", []string{"-user", "a", "-key", t.TempDir()}, false, []string{"not a regular file"}},
+		{"key is a public key", []string{"-user", "a", "-key", kp.PublicFile}, false, []string{"not a recognised key", "is a public key, not a private key"}},
+		{"agent without SSH_AUTH_SOCK", []string{"-user", "a", "-agent"}, false, []string{"SSH_AUTH_SOCK"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := runCLI(t, append([]string{"header"}, tt.args...)...).want(t, 2, tt.want...).noSecrets(t, secrets...)
-			if r.stdout != "" {
-				t.Fatalf("stdout: %q", r.stdout)
+			r := runCLI(t, append([]string{"header"}, tt.args...)...)
+			if tt.usage {
+				r.wantUsageError(t, "header", tt.want...)
+			} else {
+				r.wantInputError(t, tt.want...)
 			}
+			r.noSecrets(t, secrets...)
 		})
 	}
 }

@@ -37,7 +37,7 @@ rsa, 3072 bits unless -bits says otherwise (at least 2048, at most 8192).`
 const maxRSABits = 8192
 
 func runKeygen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("keygen", stderr)
+	fs := newFlagSet("keygen")
 	keyType := fs.String("type", "ed25519", "key `type`: ed25519, ecdsa or rsa")
 	bits := fs.Int("bits", 0, "key size: 256, 384 or 521 for ecdsa (default 256); 2048 to 8192 for rsa (default 3072)")
 	passFile := fs.String("passphrase-file", "", "encrypt the private key with the passphrase in `F` (one trailing newline is not part of it)")
@@ -50,14 +50,14 @@ func runKeygen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return code
 	}
 	if len(rest) > 0 {
-		return usageError(stderr, "keygen", usage, "unexpected argument %q", rest[0])
+		return usageError(stderr, "keygen", "unexpected argument %q", rest[0])
 	}
 	if *out == "" {
-		return usageError(stderr, "keygen", usage, "-o FILE is required")
+		return usageError(stderr, "keygen", "-o FILE is required")
 	}
 	generate, err := keyGenerator(*keyType, *bits)
 	if err != nil {
-		return usageError(stderr, "keygen", usage, "%v", err)
+		return usageError(stderr, "keygen", "%v", err)
 	}
 	pubPath := *out + ".pub"
 	if !*force {

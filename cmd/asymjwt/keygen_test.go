@@ -229,11 +229,11 @@ func TestKeygenUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			runCLI(t, append([]string{"keygen"}, tt.args...)...).want(t, 2, tt.want, "Usage: asymjwt keygen")
+			runCLI(t, append([]string{"keygen"}, tt.args...)...).wantUsageError(t, "keygen", tt.want)
 		})
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused keygen wrote %s", out)
 	}
-	runCLI(t, "keygen", "-o", filepath.Join(dir, "no", "such", "dir", "id")).want(t, 2, "no such file")
+	runCLI(t, "keygen", "-o", filepath.Join(dir, "no", "such", "dir", "id")).wantInputError(t, "no such file")
 }

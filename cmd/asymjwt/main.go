@@ -7,6 +7,7 @@
 //	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
 //	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
 //	asymjwt demo
+//	asymjwt version
 //
 // keygen writes a private key in OpenSSH format to FILE (mode 0600,
 // encrypted when -passphrase-file is given) and its public half to FILE.pub
@@ -31,9 +32,16 @@
 // key file and an in-process ssh-agent, shows a replayed and a stale token
 // refused, prints what happened and cleans up.
 //
+// version prints one line, the version of asymjwt and the Go release and
+// platform it was built with, as in "asymjwt v1.0.0 (go1.26.8,
+// linux/amd64)"; a build from a checkout names its commit when the go tool
+// recorded it. -version and --version do the same.
+//
 // Exit codes: 0 success, 1 the token did not verify (or the demo did not go
 // as expected), 2 a usage or input error (bad flags, an unreadable key file
-// or key directory, a missing passphrase).
+// or key directory, a missing passphrase). A usage error prints one line
+// naming the problem and one pointing to "asymjwt <command> -h", which
+// prints the command's full usage.
 package main
 
 import (
@@ -63,11 +71,16 @@ type command struct {
 	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
-var commands = []command{
-	{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
-	{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
-	{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
-	{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
+// commands returns the subcommands, in the order the help lists them. It is
+// a function so that no package variable can be changed under a run.
+func commands() []command {
+	return []command{
+		{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
+		{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
+		{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
+		{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
+		{"version", "print the version of asymjwt and of the Go that built it", runVersion},
+	}
 }
 
 // run runs the command line args (without the program name) and returns the
@@ -80,27 +93,30 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := args[0]
 	switch name {
 	case "-h", "-help", "--help", "help":
+		if name == "help" && len(args) > 2 {
+			return usageError(stderr, "", "help takes one command; unexpected argument %q", args[2])
+		}
 		if name == "help" && len(args) > 1 {
 			return run([]string{args[1], "-h"}, stdin, stdout, stderr)
 		}
 		topUsage(stdout)
 		return exitOK
+	case "-version", "--version":
+		return runVersion(args[1:], stdin, stdout, stderr)
 	}
-	for _, c := range commands {
+	for _, c := range commands() {
 		if c.name == name {
 			return c.run(args[1:], stdin, stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "asymjwt: unknown command %q\n\n", name)
-	topUsage(stderr)
-	return exitUsage
+	return usageError(stderr, "", "unknown command %q", name)
 }
 
 func topUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: asymjwt <command> [flags]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
-	for _, c := range commands {
+	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
@@ -108,11 +124,12 @@ func topUsage(w io.Writer) {
 	fmt.Fprintln(w, "Exit codes: 0 success, 1 verification failed, 2 usage or input error.")
 }
 
-// newFlagSet returns a FlagSet for a subcommand that reports parse errors
-// to stderr and leaves printing the usage to parseArgs.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns a FlagSet for a subcommand that prints nothing itself:
+// the flag package would print its error and the whole usage, where
+// parseArgs prints the error as one line and the help only for -h.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("asymjwt "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	return fs
 }
@@ -134,8 +151,8 @@ func printUsage(w io.Writer, fs *flag.FlagSet, synopsis, description string) {
 // parseArgs parses args with fs, allowing flags after positional arguments
 // ("verify TOKEN -keys DIR"); everything after "--" is positional. It
 // returns the positional arguments. For -h it prints the usage to stdout;
-// for a bad flag, the error (already printed by fs) and the usage to stderr.
-// The returned code is -1 when parsing succeeded.
+// a bad flag is a usage error. The returned code is -1 when parsing
+// succeeded.
 func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, usage func(io.Writer)) ([]string, int) {
 	var positional []string
 	for {
@@ -145,9 +162,7 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, usage 
 			return nil, exitOK
 		}
 		if err != nil {
-			fmt.Fprintln(stderr)
-			usage(stderr)
-			return nil, exitUsage
+			return nil, usageError(stderr, strings.TrimPrefix(fs.Name(), "asymjwt "), "%v", err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -161,11 +176,24 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, usage 
 	}
 }
 
-// usageError reports a usage error: the message, then the usage, to stderr.
-func usageError(stderr io.Writer, name string, usage func(io.Writer), format string, args ...any) int {
-	fmt.Fprintf(stderr, "asymjwt %s: %s\n\n", name, fmt.Sprintf(format, args...))
-	usage(stderr)
+// usageError reports a usage error of the subcommand name ("" for the
+// command itself) on stderr: one line naming the problem, and one saying
+// where the usage is. The full usage would bury the problem.
+func usageError(stderr io.Writer, name string, format string, args ...any) int {
+	prog, hint := "asymjwt", "run 'asymjwt -h' for the commands"
+	if name != "" {
+		prog += " " + name
+		hint = "run 'asymjwt " + name + " -h' for usage"
+	}
+	fmt.Fprintf(stderr, "%s: %s\n%s\n", prog, oneLine(fmt.Sprintf(format, args...)), hint)
 	return exitUsage
+}
+
+// oneLine escapes line breaks, which an argument quoted into a message
+// without %q (the flag package's "flag provided but not defined: -x") may
+// hold, so the message stays one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
 }
 
 // inputError reports an input error (a file that cannot be read, a missing

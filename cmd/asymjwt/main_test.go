@@ -31,10 +31,10 @@ func testMain(m *testing.M) int {
 	if runtime.GOOS == "windows" {
 		binary += ".exe"
 	}
-	goCmd, err := exec.LookPath("go")
+	goCmd, err := goTool()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "the tests build the command with the go tool, which is not on PATH:", err)
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	build := exec.Command(goCmd, "build", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -43,6 +43,23 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// goTool returns the path of the go command, which the tests use to build
+// the command and to list its dependencies: the one on PATH, else the one
+// of the GOROOT the tests run with.
+func goTool() (string, error) {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if runtime.GOOS == "windows" {
+		p += ".exe"
+	}
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("the tests need the go tool, which is neither on PATH nor in GOROOT: %w", err)
+	}
+	return p, nil
 }
 
 // result is what a run of the command gave.
@@ -97,6 +114,49 @@ func (r result) want(t *testing.T, code int, stderrHas ...string) result {
 		if !strings.Contains(r.stderr, s) {
 			t.Fatalf("stderr does not mention %q:\n%s", s, r.stderr)
 		}
+	}
+	return r
+}
+
+// wantUsageError fails the test unless the run was a usage error of the
+// subcommand name ("" for none): exit 2, nothing on stdout, and on stderr
+// exactly two lines, the problem (holding every one of the fragments) and
+// where the usage is, without the usage itself.
+func (r result) wantUsageError(t *testing.T, name string, fragments ...string) result {
+	t.Helper()
+	prefix, hint := "asymjwt: ", "run 'asymjwt -h' for the commands"
+	if name != "" {
+		prefix = "asymjwt " + name + ": "
+		hint = "run 'asymjwt " + name + " -h' for usage"
+	}
+	r.want(t, 2, fragments...)
+	if r.stdout != "" {
+		t.Fatalf("a usage error printed to stdout: %q", r.stdout)
+	}
+	lines := strings.SplitAfter(r.stderr, "\n")
+	if len(lines) != 3 || lines[2] != "" {
+		t.Fatalf("stderr is %d lines, want 2:\n%s", strings.Count(r.stderr, "\n"), r.stderr)
+	}
+	if !strings.HasPrefix(lines[0], prefix) {
+		t.Fatalf("first line %q does not start with %q", lines[0], prefix)
+	}
+	if lines[1] != hint+"\n" {
+		t.Fatalf("second line %q, want %q", lines[1], hint)
+	}
+	return r
+}
+
+// wantInputError fails the test unless the run was an input error: exit 2,
+// nothing on stdout, stderr holding every one of the fragments and neither
+// the usage nor the hint a usage error gives.
+func (r result) wantInputError(t *testing.T, fragments ...string) result {
+	t.Helper()
+	r.want(t, 2, fragments...)
+	if r.stdout != "" {
+		t.Fatalf("an input error printed to stdout: %q", r.stdout)
+	}
+	if strings.Contains(r.stderr, "Usage:") || strings.Contains(r.stderr, "for usage") {
+		t.Fatalf("an input error shows the usage or points to it:\n%s", r.stderr)
 	}
 	return r
 }
@@ -163,30 +223,88 @@ func privateKeyLines(t *testing.T, path string) []string {
 
 func TestUsage(t *testing.T) {
 	t.Parallel()
-	r := runCLI(t).want(t, 2, "Usage: asymjwt <command>", "keygen", "header", "verify", "demo")
+	r := runCLI(t).want(t, 2, "Usage: asymjwt <command>", "keygen", "header", "verify", "demo", "version")
 	if r.stdout != "" {
 		t.Fatalf("stdout: %s", r.stdout)
 	}
-	for _, args := range [][]string{{"-h"}, {"help"}, {"--help"}} {
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"--help"}, {"help"}} {
 		r := runCLI(t, args...).want(t, 0)
 		if !strings.Contains(r.stdout, "Usage: asymjwt <command>") {
 			t.Fatalf("%v: stdout %q", args, r.stdout)
 		}
 	}
-	runCLI(t, "frobnicate").want(t, 2, `unknown command "frobnicate"`, "Usage:")
-	for _, sub := range []string{"keygen", "header", "verify", "demo"} {
-		for _, args := range [][]string{{sub, "-h"}, {"help", sub}} {
+	for _, sub := range []string{"keygen", "header", "verify", "demo", "version"} {
+		for _, args := range [][]string{{sub, "-h"}, {sub, "-help"}, {sub, "--help"}, {"help", sub}} {
 			r := runCLI(t, args...).want(t, 0)
 			if !strings.HasPrefix(r.stdout, "Usage: asymjwt "+sub) {
 				t.Fatalf("%v: stdout %q", args, r.stdout)
 			}
+			if r.stderr != "" {
+				t.Fatalf("%v: stderr %q", args, r.stderr)
+			}
 		}
-		runCLI(t, sub, "-no-such-flag").want(t, 2, "flag provided but not defined: -no-such-flag", "Usage: asymjwt "+sub)
 	}
 	r = runCLI(t, "verify", "-h").want(t, 0)
 	if !strings.Contains(r.stdout, "replay") {
 		t.Fatalf("verify -h does not say that one run cannot see replays:\n%s", r.stdout)
 	}
+}
+
+// TestUsageErrors checks that every kind of usage error of every
+// subcommand prints one line naming the problem and one line saying where
+// the usage is, and exits 2. The subcommands' own tests check the errors
+// particular to them.
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "id")
+	tests := []struct {
+		name    string
+		args    []string
+		command string // whose usage the hint names; "" for the command list
+		want    []string
+	}{
+		{"unknown command", []string{"frobnicate"}, "", []string{`unknown command "frobnicate"`}},
+		{"unknown flag before a command", []string{"-x", "keygen"}, "", []string{`unknown command "-x"`}},
+		{"help for an unknown command", []string{"help", "frobnicate"}, "", []string{`unknown command "frobnicate"`}},
+		{"help for two commands", []string{"help", "keygen", "verify"}, "", []string{`unexpected argument "verify"`}},
+		{"unknown command with a line break", []string{"a\nb"}, "", []string{`unknown command "a\nb"`}},
+
+		{"keygen unknown flag", []string{"keygen", "-no-such-flag", "-o", file}, "keygen", []string{"flag provided but not defined: -no-such-flag"}},
+		{"keygen flag with a line break", []string{"keygen", "-a\nb"}, "keygen", []string{`not defined: -a\nb`}},
+		{"keygen flag without its value", []string{"keygen", "-o"}, "keygen", []string{"flag needs an argument: -o"}},
+		{"keygen bad value", []string{"keygen", "-bits", "many", "-o", file}, "keygen", []string{`invalid value "many" for flag -bits`}},
+		{"keygen bad boolean", []string{"keygen", "-f=maybe", "-o", file}, "keygen", []string{`invalid boolean value "maybe" for -f`}},
+		{"keygen missing flag", []string{"keygen"}, "keygen", []string{"-o FILE is required"}},
+		{"keygen extra argument", []string{"keygen", "-o", file, "extra"}, "keygen", []string{`unexpected argument "extra"`}},
+
+		{"header unknown flag", []string{"header", "-bogus"}, "header", []string{"flag provided but not defined: -bogus"}},
+		{"header flag without its value", []string{"header", "-user"}, "header", []string{"flag needs an argument: -user"}},
+		{"header bad boolean", []string{"header", "-user", "a", "-agent=maybe"}, "header", []string{`invalid boolean value "maybe" for -agent`}},
+		{"header missing flag", []string{"header", "-agent"}, "header", []string{"-user NAME is required"}},
+		{"header extra argument", []string{"header", "-user", "a", "-agent", "extra"}, "header", []string{`unexpected argument "extra"`}},
+
+		{"verify unknown flag", []string{"verify", "-bogus", "tok"}, "verify", []string{"flag provided but not defined: -bogus"}},
+		{"verify flag without its value", []string{"verify", "tok", "-keys"}, "verify", []string{"flag needs an argument: -keys"}},
+		{"verify bad value", []string{"verify", "-keys", "d", "-skew", "soon", "tok"}, "verify", []string{`invalid value "soon" for flag -skew`}},
+		{"verify missing flag", []string{"verify", "tok"}, "verify", []string{"-keys DIR is required"}},
+		{"verify missing argument", []string{"verify", "-keys", "d"}, "verify", []string{"TOKEN is required"}},
+		{"verify extra argument", []string{"verify", "-keys", "d", "tok", "extra"}, "verify", []string{"one TOKEN only; got 2 arguments"}},
+
+		{"demo unknown flag", []string{"demo", "-bogus"}, "demo", []string{"flag provided but not defined: -bogus"}},
+		{"demo extra argument", []string{"demo", "extra"}, "demo", []string{`unexpected argument "extra"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			runCLI(t, tt.args...).wantUsageError(t, tt.command, tt.want...)
+		})
+	}
+	// After the parallel subtests, before t.TempDir() is removed.
+	t.Cleanup(func() {
+		if _, err := os.Stat(file); err == nil {
+			t.Error("a keygen refused for its usage wrote a key")
+		}
+	})
 }
 
 // TestRunInProcess drives run directly, as main does.

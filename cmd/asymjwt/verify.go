@@ -40,7 +40,7 @@ DIR).`
 const maxStdinToken = 1 << 20
 
 func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("verify", stderr)
+	fs := newFlagSet("verify")
 	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub (required)")
 	method := fs.String("method", "", "require the token to be bound to the HTTP `METHOD` (htm)")
 	target := fs.String("url", "", "require the token to be bound to the request `URL` (htu: scheme, host and path)")
@@ -53,17 +53,17 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case *keysDir == "":
-		return usageError(stderr, "verify", usage, "-keys DIR is required")
+		return usageError(stderr, "verify", "-keys DIR is required")
 	case len(rest) == 0:
-		return usageError(stderr, "verify", usage, "TOKEN is required (or - to read it from standard input)")
+		return usageError(stderr, "verify", "TOKEN is required (or - to read it from standard input)")
 	case len(rest) > 1:
-		return usageError(stderr, "verify", usage, "one TOKEN only; got %d arguments", len(rest))
+		return usageError(stderr, "verify", "one TOKEN only; got %d arguments", len(rest))
 	case *skew <= 0:
-		return usageError(stderr, "verify", usage, "-skew %v: must be positive", *skew)
+		return usageError(stderr, "verify", "-skew %v: must be positive", *skew)
 	}
 	if *target != "" {
 		if err := checkTargetURL(*target); err != nil {
-			return usageError(stderr, "verify", usage, "%v", err)
+			return usageError(stderr, "verify", "%v", err)
 		}
 	}
 	token := rest[0]

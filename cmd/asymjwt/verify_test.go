@@ -150,28 +150,32 @@ func TestVerifyUsageErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		args []string
-		want []string
+		name  string
+		args  []string
+		usage bool // a usage error; else an input error
+		want  []string
 	}{
-		{"no -keys", []string{tok}, []string{"-keys DIR is required", "Usage: asymjwt verify"}},
-		{"no token", []string{"-keys", keys}, []string{"TOKEN is required", "Usage:"}},
-		{"two tokens", []string{"-keys", keys, tok, tok}, []string{"one TOKEN only", "Usage:"}},
-		{"zero skew", []string{"-keys", keys, "-skew", "0s", tok}, []string{"-skew", "Usage:"}},
-		{"bad skew", []string{"-keys", keys, "-skew", "soon", tok}, []string{"-skew", "Usage:"}},
-		{"relative url", []string{"-keys", keys, "-url", "/x", tok}, []string{"absolute http or https URL", "Usage:"}},
-		{"bad flag", []string{"-keys", keys, "-bogus", tok}, []string{"-bogus", "Usage:"}},
-		{"missing key dir", []string{"-keys", filepath.Join(t.TempDir(), "nope"), tok}, []string{"nope", "key directory"}},
-		{"key dir is a file", []string{"-keys", notDir, tok}, []string{"not a directory"}},
-		{"user's key file unreadable", []string{"-keys", unreadable, tok}, []string{"alice.pub"}},
+		{"no -keys", []string{tok}, true, []string{"-keys DIR is required"}},
+		{"no token", []string{"-keys", keys}, true, []string{"TOKEN is required"}},
+		{"two tokens", []string{"-keys", keys, tok, tok}, true, []string{"one TOKEN only"}},
+		{"zero skew", []string{"-keys", keys, "-skew", "0s", tok}, true, []string{"-skew"}},
+		{"bad skew", []string{"-keys", keys, "-skew", "soon", tok}, true, []string{"-skew"}},
+		{"relative url", []string{"-keys", keys, "-url", "/x", tok}, true, []string{"absolute http or https URL"}},
+		{"bad flag", []string{"-keys", keys, "-bogus", tok}, true, []string{"-bogus"}},
+		{"missing key dir", []string{"-keys", filepath.Join(t.TempDir(), "nope"), tok}, false, []string{"nope", "key directory"}},
+		{"key dir is a file", []string{"-keys", notDir, tok}, false, []string{"not a directory"}},
+		{"user's key file unreadable", []string{"-keys", unreadable, tok}, false, []string{"alice.pub"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := runCLI(t, append([]string{"verify"}, tt.args...)...).want(t, 2, tt.want...).noSecrets(t, tok)
-			if r.stdout != "" {
-				t.Fatalf("stdout: %q", r.stdout)
+			r := runCLI(t, append([]string{"verify"}, tt.args...)...)
+			if tt.usage {
+				r.wantUsageError(t, "verify", tt.want...)
+			} else {
+				r.wantInputError(t, tt.want...)
 			}
+			r.noSecrets(t, tok)
 		})
 	}
 }
