@@ -183,9 +183,24 @@ func TestClockSkewCorrection(t *testing.T) {
 			t.Fatal("the retry lost the body")
 		}
 	})
+	t.Run("body buffered to bind it: replayed", func(t *testing.T) {
+		srv.Reset()
+		client := asymjwt.NewClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc"), Base: srv.Transport()})
+		req, _ := http.NewRequest("POST", srv.URL+"/x", io.NopCloser(strings.NewReader("once")))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		reqs := srv.Requests()
+		if resp.StatusCode != 200 || len(reqs) != 2 || string(reqs[1].Body) != "once" {
+			t.Fatalf("status %d after %d requests (%+v)", resp.StatusCode, len(reqs), reqs)
+		}
+	})
 	t.Run("body that cannot be replayed: 401, no retry", func(t *testing.T) {
 		srv.Reset()
-		signer := kp.Signer(t, "svc")
+		// Without body binding, a body without GetBody is not buffered.
+		signer := kp.Signer(t, "svc", asymjwt.WithoutBodyBinding())
 		client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer, Base: srv.Transport()})
 		req, _ := http.NewRequest("POST", srv.URL+"/x", io.NopCloser(strings.NewReader("once")))
 		resp, err := client.Do(req)

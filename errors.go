@@ -103,8 +103,11 @@ var (
 	// ErrReplay means the token's nonce was already used.
 	ErrReplay = errors.New("nonce already used")
 
-	// ErrBinding means the htm/htu claims do not match the request, or are
-	// missing where binding is required.
+	// ErrBinding means the binding claims (htm, htu, htq, hcd) do not
+	// match the request, or are missing where binding is required; or the
+	// Content-Digest header does not match the token; or the body does not
+	// match its Content-Digest, which a request body's Read reports at its
+	// end (see [Verifier.Verify]).
 	ErrBinding = errors.New("token bound to another request")
 
 	// ErrUnavailable means verification could not be completed (the key
@@ -154,6 +157,11 @@ var (
 	// scheme or host that [Transport.AllowedHosts] does not name, or from
 	// https to http.
 	ErrRedirectRefused = errors.New("redirect to another host refused")
+
+	// ErrBodyTooLarge means a request body that cannot be read again is
+	// larger than the Transport may hold in memory to bind it (see
+	// [WithMaxBufferedBody]). The error is also a [*BodyTooLargeError].
+	ErrBodyTooLarge = errors.New("request body too large to bind")
 )
 
 // KeyError reports a failure to load a key, naming where it came from. It
@@ -295,6 +303,28 @@ func (e *AgentKeyChoiceError) reason() string {
 
 // Unwrap returns Err.
 func (e *AgentKeyChoiceError) Unwrap() error { return e.Err }
+
+// BodyTooLargeError is returned by [Transport.RoundTrip] (inside a
+// *url.Error from an http.Client) when a request's body has no GetBody, so
+// it must be held in memory to be hashed and sent, and is larger than the
+// Signer's [WithMaxBufferedBody] limit. Nothing was sent and the body was
+// closed. It matches [ErrBodyTooLarge] with [errors.Is]. To send such a
+// body, give the request a GetBody, raise the limit, or sign without body
+// binding ([WithoutBodyBinding]).
+type BodyTooLargeError struct {
+	// Limit is the largest body, in bytes, the Transport buffers.
+	Limit int64
+}
+
+// Error names the limit.
+func (e *BodyTooLargeError) Error() string { return prefix + e.reason() }
+
+func (e *BodyTooLargeError) reason() string {
+	return fmt.Sprintf("%s: the body has no GetBody and is larger than the %d bytes WithMaxBufferedBody allows in memory", ErrBodyTooLarge, e.Limit)
+}
+
+// Is reports whether target is [ErrBodyTooLarge].
+func (e *BodyTooLargeError) Is(target error) bool { return target == ErrBodyTooLarge }
 
 // RefusedError is a verifier's refusal as a client sees it: a 401 or 503
 // answer carrying "WWW-Authenticate: JWT error=<kind>". [CheckResponse]

@@ -37,11 +37,7 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		level = slog.LevelWarn
 		h.Set("Retry-After", "1")
 	}
-	if v.logger != nil {
-		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused",
-			slog.String("kind", kind), slog.String("error", reasonOf(err)),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path))
-	}
+	v.logRefusal(r, err, level)
 	if v.errorBody != nil {
 		contentType, body = v.errorBody(r, err)
 	}
@@ -53,6 +49,24 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// logRefusal writes a refusal's line to the logger, if any.
+func (v *Verifier) logRefusal(r *http.Request, err error, level slog.Level) {
+	if v.logger != nil {
+		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused",
+			slog.String("kind", ErrorKind(err)), slog.String("error", reasonOf(err)),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	}
+}
+
+// reportRefusal reports a refusal that happens after Verify, as a body that
+// does not match its digest: to the error hook and the logger.
+func (v *Verifier) reportRefusal(r *http.Request, err error) {
+	if v.onError != nil {
+		v.onError(r, err)
+	}
+	v.logRefusal(r, err, slog.LevelInfo)
 }
 
 // ErrorKind returns the short name of a verification error, as sent in

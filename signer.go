@@ -29,7 +29,9 @@ type Signer struct {
 	username string
 	alg      Algorithm // chosen with WithAlgorithm; "" for each key's default
 	now      func() time.Time
-	bind     bool
+	bind     bool  // htm, htu, htq
+	bindBody bool  // hcd, and the Transport's Content-Digest
+	maxBody  int64 // the largest body a Transport buffers to bind it
 
 	// Precomputed once: the start of the claims up to the time value, and
 	// any extra claims.
@@ -53,10 +55,12 @@ type signingKey struct {
 }
 
 type signerConfig struct {
-	alg    Algorithm
-	now    func() time.Time
-	extra  map[string]any
-	nobind bool
+	alg     Algorithm
+	now     func() time.Time
+	extra   map[string]any
+	nobind  bool
+	nobody  bool
+	maxBody int64
 }
 
 // WithAlgorithm chooses the signing algorithm instead of the key's default
@@ -75,7 +79,7 @@ func WithAlgorithm(alg Algorithm) SignerOption {
 
 // WithClaims adds claims to every token. They are encoded once, when the
 // Signer is made. The claims the Signer sets itself (username, time, nonce,
-// htm, htu) cannot be overridden, in any letter case, and no two names may
+// htm, htu, htq, hcd) cannot be overridden, in any letter case, and no two names may
 // differ only in case: verifiers refuse such tokens, because Go's
 // encoding/json matches names without case. Avoid "aud": the original Python
 // library rejects tokens with an audience it was not told to expect.
@@ -94,14 +98,47 @@ func WithClaims(claims map[string]any) SignerOption {
 	})
 }
 
-// WithoutBinding leaves out the "htm" and "htu" claims that bind a token to
-// one request's method and URL.
+// WithoutBinding leaves out the claims that bind a token to one request:
+// "htm", "htu", "htq" and "hcd" (method, URL, query and body). A
+// [Transport] then neither reads bodies nor sets Content-Digest.
 func WithoutBinding() SignerOption {
 	return signerOptionFunc(func(c *signerConfig) error { c.nobind = true; return nil })
 }
 
+// WithoutBodyBinding leaves out only the "hcd" claim that binds a token to
+// the request's body: a [Transport] then neither reads bodies to hash them
+// nor sets Content-Digest, and no body is buffered. Method, URL and query
+// stay bound. A verifier with [WithRequireBodyBinding] refuses such tokens
+// on requests that have a body.
+func WithoutBodyBinding() SignerOption {
+	return signerOptionFunc(func(c *signerConfig) error { c.nobody = true; return nil })
+}
+
+// DefaultMaxBufferedBody is the largest request body, in bytes, that a
+// [Transport] holds in memory to bind it, unless [WithMaxBufferedBody] says
+// otherwise: 1 MiB.
+const DefaultMaxBufferedBody = 1 << 20
+
+// WithMaxBufferedBody sets the largest request body, in bytes, that a
+// [Transport] holds in memory to bind it. Only a body that cannot be read
+// again is buffered (one without GetBody; http.NewRequest sets GetBody for
+// a *bytes.Buffer, *bytes.Reader or *strings.Reader, and a body with
+// GetBody is hashed from a fresh copy, never held). A larger body fails the
+// request with a [*BodyTooLargeError] before anything is sent. n = 0
+// buffers nothing; n must not be negative. The default is
+// [DefaultMaxBufferedBody].
+func WithMaxBufferedBody(n int64) SignerOption {
+	return signerOptionFunc(func(c *signerConfig) error {
+		if n < 0 {
+			return optionError("WithMaxBufferedBody", fmt.Sprintf("%d bytes is negative", n))
+		}
+		c.maxBody = n
+		return nil
+	})
+}
+
 func isReservedClaim(name string) bool {
-	for _, r := range [...]string{"username", "time", "nonce", "htm", "htu"} {
+	for _, r := range [...]string{"username", "time", "nonce", "htm", "htu", "htq", "hcd"} {
 		if strings.EqualFold(name, r) {
 			return true
 		}
@@ -131,13 +168,14 @@ func NewSigner(username string, key Key, opts ...SignerOption) (*Signer, error) 
 	if !validUsername(username) {
 		return nil, errorf("NewSigner: %w", ErrInvalidUsername)
 	}
-	cfg := signerConfig{now: time.Now}
+	cfg := signerConfig{now: time.Now, maxBody: DefaultMaxBufferedBody}
 	for _, opt := range opts {
 		if err := opt.applySigner(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	s := &Signer{username: username, alg: cfg.alg, now: cfg.now, bind: !cfg.nobind}
+	s := &Signer{username: username, alg: cfg.alg, now: cfg.now, bind: !cfg.nobind,
+		bindBody: !cfg.nobind && !cfg.nobody, maxBody: cfg.maxBody}
 	s.claimsHead = append(s.claimsHead, `{"username":`...)
 	s.claimsHead = jsonscan.AppendString(s.claimsHead, username)
 	s.claimsHead = append(s.claimsHead, `,"time":`...)
@@ -259,19 +297,32 @@ const nonceBytes = 16
 
 // tokenBufSize fits the usual token on the stack; longer ones spill to the
 // heap through append.
-const tokenBufSize = 768
+const tokenBufSize = 1024
 
 // Sign returns a new token. When r is not nil, and binding was not switched
-// off with [WithoutBinding], the token is bound to r's method and URL (the
-// "htm" and "htu" claims); r is only read. The key is asked to sign with ctx,
-// so a remote key (ssh-agent) gives up when ctx is done.
+// off with [WithoutBinding], the token is bound to r's method, URL and query
+// (the "htm", "htu" and "htq" claims) and, unless [WithoutBodyBinding], to
+// the Content-Digest header r carries, if any (the "hcd" claim; see
+// [ContentDigest]). Sign never reads r's body: the [Transport] hashes it and
+// sets the header. r is only read. The key is asked to sign with ctx, so a
+// remote key (ssh-agent) gives up when ctx is done.
 func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
-	return s.sign(ctx, r, 0)
+	var hcd []byte
+	if r != nil && r.URL != nil && s.bindBody {
+		if lines := r.Header[contentDigestHeader]; len(lines) > 0 {
+			var err error
+			if hcd, err = digestClaimFromHeader(lines); err != nil {
+				return "", s.signError(err)
+			}
+		}
+	}
+	return s.sign(ctx, r, 0, hcd)
 }
 
-// sign is Sign with the clock moved by offset: a Transport's correction for
-// the clock of the server it sends to.
-func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration) (string, error) {
+// sign is Sign with the clock moved by offset (a Transport's correction for
+// the clock of the server it sends to) and hcd the body's digest member
+// ("sha-256=:...:"), or nil to bind no body.
+func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration, hcd []byte) (string, error) {
 	// A Key need not look at ctx; a cancelled request must not be signed.
 	if err := ctx.Err(); err != nil {
 		return "", s.signError(err)
@@ -280,7 +331,7 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration
 	var nonce [nonceBytes]byte
 	rand.Read(nonce[:]) // never fails (crypto/rand, Go 1.24+)
 
-	var claimsBuf [256]byte
+	var claimsBuf [512]byte
 	c := append(claimsBuf[:0], s.claimsHead...)
 	c = strconv.AppendInt(c, s.now().Add(offset).Unix(), 10)
 	c = append(c, `,"nonce":"`...)
@@ -295,6 +346,15 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration
 		c = jsonscan.AppendString(c, method)
 		c = append(c, `,"htu":`...)
 		c = appendRequestHTU(c, r)
+		c = append(c, `,"htq":"`...)
+		c = appendHTQ(c, r.URL.RawQuery)
+		c = append(c, '"')
+		if hcd != nil {
+			// Base64 and an algorithm name: nothing to escape.
+			c = append(c, `,"hcd":"`...)
+			c = append(c, hcd...)
+			c = append(c, '"')
+		}
 	}
 	c = append(c, s.extra...)
 	c = append(c, '}')

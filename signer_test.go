@@ -359,6 +359,7 @@ func TestWithClaims(t *testing.T) {
 		"time":     float64(signerTestTime.Unix()),
 		"htm":      "GET",
 		"htu":      "https://api.example.com/x",
+		"htq":      emptyQueryHTQ,
 		"role":     "admin",
 		"n":        float64(3),
 		"html":     "<a&b>",
@@ -584,7 +585,7 @@ func TestSignClockOffset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.offset.String(), func(t *testing.T) {
-			tok, err := s.sign(context.Background(), nil, tt.offset)
+			tok, err := s.sign(context.Background(), nil, tt.offset, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -33,8 +33,10 @@ type token struct {
 	time     float64
 	nonce    string // the store key: the string, or a number's JSON text
 
-	htm, htu       []byte
-	hasHTM, hasHTU bool
+	htm, htu, htq          []byte
+	hasHTM, hasHTU, hasHTQ bool
+	hcd                    string
+	hasHCD                 bool
 
 	exp, nbf, iat          float64
 	hasExp, hasNbf, hasIat bool
@@ -152,6 +154,16 @@ func (t *token) readClaims(data []byte) error {
 				return fmt.Errorf("%w: htu is not a string", ErrBadClaims)
 			}
 			t.htu, t.hasHTU = jsonscan.Unquote(value), true
+		case "htq":
+			if !jsonscan.IsString(value) {
+				return fmt.Errorf("%w: htq is not a string", ErrBadClaims)
+			}
+			t.htq, t.hasHTQ = jsonscan.Unquote(value), true
+		case "hcd":
+			if t.hcd, ok = jsonscan.String(value); !ok {
+				return fmt.Errorf("%w: hcd is not a string", ErrBadClaims)
+			}
+			t.hasHCD = true
 		case "exp", "nbf", "iat":
 			f, ok := jsonscan.Number(value)
 			if !ok {

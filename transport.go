@@ -17,6 +17,17 @@ import (
 // signs afresh, every retry attempt and every redirect hop carries its own
 // token; put retry layers above the Transport, never below it.
 //
+// Unless the Signer was made [WithoutBodyBinding] (or [WithoutBinding]),
+// the token also binds the body: the clone carries the body's
+// "Content-Digest: sha-256=:<base64>:" header (RFC 9530), which the token's
+// "hcd" claim repeats; a request without a body gets the claim of an empty
+// body and no header. A body with GetBody (as http.NewRequest sets for
+// bytes, strings and buffers) is hashed from a fresh copy, never held in
+// memory; any other body is read into memory first, up to
+// [WithMaxBufferedBody], and past that RoundTrip fails with a
+// [*BodyTooLargeError] without sending anything. The clone is sent with the
+// body's length when it was not known.
+//
 // A redirect hop to another scheme or host than the request the client
 // started with is sent unsigned, unless AllowedHosts names that host; a hop
 // from https to http is always sent unsigned. [NewClient] makes a client
@@ -88,6 +99,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody = false
 		return t.base().RoundTrip(req)
 	}
+	if t.Signer.bindBody && req.GetBody == nil && hasBody(req) {
+		// The body must be read twice, to hash it and to send it.
+		closeBody = false // bufferBody closes it
+		buffered, err := t.Signer.bufferBody(req)
+		if err != nil {
+			return nil, err
+		}
+		req = buffered
+	}
 	host := skewKey(req)
 	offset := t.skew.offset(host)
 	start := time.Now()
@@ -114,10 +134,22 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // send signs req with the clock moved by offset and sends a clone of it
-// carrying the token. It closes req's body when signing fails; after that
-// the base transport owns it.
+// carrying the token and, when the body is bound, its Content-Digest. It
+// closes req's body when hashing or signing fails; after that the base
+// transport owns it.
 func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Response, error) {
-	token, err := t.Signer.sign(req.Context(), req, offset)
+	var d bodyDigest
+	var hcd []byte
+	if t.Signer.bindBody {
+		if err := d.hashBody(req); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+		hcd = d.member()
+	}
+	token, err := t.Signer.sign(req.Context(), req, offset, hcd)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -126,6 +158,29 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 	}
 	req2 := req.Clone(req.Context())
 	req2.Header.Set("Authorization", "JWT "+token)
+	switch {
+	case hcd == nil:
+	case d.length >= 0:
+		// Send another fresh copy, not req.Body: some GetBody functions
+		// (go-retryablehttp's, for an io.ReadSeeker) rewind and return the
+		// body itself, which hashing has just read to its end.
+		body, err := req.GetBody()
+		req.Body.Close()
+		if err != nil {
+			return nil, errorf("binding the request body: GetBody: %w", err)
+		}
+		req2.Body = body
+		req2.Header.Set(contentDigestHeader, string(hcd))
+		if req2.ContentLength <= 0 {
+			req2.ContentLength = d.length
+		}
+	default:
+		// No body: the claim says so, and a header of the caller's
+		// would contradict it.
+		if _, ok := req2.Header[contentDigestHeader]; ok {
+			delete(req2.Header, contentDigestHeader)
+		}
+	}
 	return t.base().RoundTrip(req2)
 }
 

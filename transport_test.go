@@ -80,6 +80,8 @@ func (k failingKey) SignJWS(context.Context, Algorithm, []byte) ([]byte, error) 
 type seenRequest struct {
 	method, path, auth string
 	body               []byte
+	digest             string // Content-Digest
+	contentLength      int64
 }
 
 // recordingServer is an httptest server that records every request.
@@ -96,7 +98,8 @@ func newRecordingServer(t testing.TB, handle http.HandlerFunc) *recordingServer 
 	rs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rs.mu.Lock()
-		rs.seen = append(rs.seen, seenRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), body})
+		rs.seen = append(rs.seen, seenRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), body,
+			r.Header.Get("Content-Digest"), r.ContentLength})
 		rs.mu.Unlock()
 		if handle != nil {
 			handle(w, r)
@@ -442,6 +445,10 @@ func TestTransportRedirectPOST307(t *testing.T) {
 		claims := verifyWithGolangJWT(t, tokenOf(t, r.auth), pub, EdDSA)
 		if claims["htm"] != "POST" || claims["htu"] != srv.URL+path {
 			t.Errorf("hop %d: htm %v htu %v", i, claims["htm"], claims["htu"])
+		}
+		// Each hop hashes the body again and carries its digest.
+		if want, _ := ContentDigest(bytes.NewReader(payload)); r.digest != want || claims["hcd"] != want {
+			t.Errorf("hop %d: Content-Digest %q, hcd %v; want %q", i, r.digest, claims["hcd"], want)
 		}
 		nonces = append(nonces, claims["nonce"])
 	}

@@ -1,9 +1,11 @@
 package asymjwt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -27,6 +29,7 @@ type Verifier struct {
 	maxSize    int
 	algs       []Algorithm // nil: all
 	requireBnd bool
+	requireBod bool
 	publicURL  *url.URL
 	hosts      []string // canonical; nil: the request's Host is believed
 	audience   string
@@ -95,10 +98,19 @@ func WithAlgorithms(algs ...Algorithm) VerifierOption {
 	})
 }
 
-// WithRequireBinding makes the "htm" and "htu" claims mandatory. Without it
-// they are checked when present.
+// WithRequireBinding makes the "htm", "htu" and "htq" claims (method, URL
+// and query) mandatory. Without it they are checked when present. For the
+// body see [WithRequireBodyBinding].
 func WithRequireBinding() VerifierOption {
 	return verifierOptionFunc(func(v *Verifier) error { v.requireBnd = true; return nil })
+}
+
+// WithRequireBodyBinding refuses a request that has a body unless its token
+// binds it (the "hcd" claim, with the Content-Digest header). Without it
+// the body is checked whenever the token binds one. Requests without a body
+// are not affected.
+func WithRequireBodyBinding() VerifierOption {
+	return verifierOptionFunc(func(v *Verifier) error { v.requireBod = true; return nil })
 }
 
 // WithPublicURL sets the scheme and host that clients use to reach this
@@ -255,8 +267,21 @@ type Identity struct {
 // ErrBinding and ErrUnavailable. A successful Verify uses up the token's
 // nonce: the same token verifies only once. The hooks of [WithErrorHook]
 // and [WithSuccessHook] are called here.
+//
+// When the token binds a body ("hcd"), its Content-Digest header must match
+// the claim, and Verify replaces r.Body with a reader that hashes the body
+// as it passes and checks it against that header: when the body does not
+// match, the Read that reaches its end returns an error wrapping
+// [ErrBinding] instead of the last bytes and io.EOF, and the refusal goes
+// to the logger and the error hook (after the success hook, which has
+// already run). Nothing is buffered beyond one read ahead, so a handler may
+// see the first bytes of a changed body, never a successful read of all of
+// it: a handler should act on a body only once it was read to io.EOF (as
+// io.ReadAll or a json.Decoder followed by a check for io.EOF do). A request
+// without a body is checked at once.
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
-	id, err := v.verifyRequest(r)
+	var want expected
+	id, err := v.verifyRequest(r, &want)
 	if err != nil {
 		err = withPrefix(err)
 		if v.onError != nil {
@@ -264,37 +289,81 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 		}
 		return nil, err
 	}
+	if !want.bodyDigests.empty() {
+		r.Body = v.newBodyChecker(r, want.bodyDigests)
+	}
 	if v.onSuccess != nil {
 		v.onSuccess(r, id)
 	}
 	return id, nil
 }
 
-func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
+// expected is the request a token must be bound to, as far as it is known.
+type expected struct {
+	method  string // "" when unknown (VerifyToken)
+	htu     string // "" when unknown
+	badHost string // a Host that WithHosts does not name
+	query   string // the raw query, when queryKnown
+	// queryKnown: the query is known (always for a request; with a target
+	// for VerifyToken).
+	queryKnown bool
+	// strict: a known method, URL or body requires its claim (VerifyToken).
+	strict bool
+
+	// A request: its Content-Digest lines and whether it has a body.
+	request     bool
+	digestLines []string
+	hasBody     bool
+	// VerifyTokenWithBody: the body, nil when not given.
+	body io.Reader
+
+	// Out: the digests the request's body must match, checked as it is
+	// read.
+	bodyDigests digestSet
+}
+
+func (v *Verifier) verifyRequest(r *http.Request, want *expected) (*Identity, error) {
 	raw, err := v.tokenFromHeader(r.Header)
 	if err != nil {
 		return nil, err
 	}
-	htu, badHost := v.requestHTU(r)
-	return v.verify(r.Context(), raw, r.Method, htu, badHost, false)
+	want.htu, want.badHost = v.requestHTU(r)
+	want.method = r.Method
+	want.query, want.queryKnown = r.URL.RawQuery, true
+	want.request = true
+	want.digestLines = r.Header[contentDigestHeader]
+	want.hasBody = r.Body != nil && r.Body != http.NoBody
+	return v.verify(r.Context(), raw, want)
 }
 
 // VerifyToken verifies a token presented outside an HTTP request (from a
 // file, a queue or the command line), with or without the "JWT " prefix.
 // method and target (an absolute URL) are the request the token must be
-// bound to: when not empty, the token must carry a matching "htm" or "htu"
-// claim; when empty, that claim is not checked ([WithRequireBinding] still
-// requires it to be present). The nonce is used up as in [Verifier.Verify].
-// No hook is called.
+// bound to: when not empty, the token must carry a matching "htm", or
+// matching "htu" and "htq" (target's query, none if it has none); when
+// empty, those claims are not checked ([WithRequireBinding] still requires
+// them to be present). A body the token binds ("hcd") is not checked: see
+// [Verifier.VerifyTokenWithBody]. The nonce is used up as in
+// [Verifier.Verify]. No hook is called.
 func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
-	id, err := v.verifyToken(ctx, tok, method, target)
+	return v.VerifyTokenWithBody(ctx, tok, method, target, nil)
+}
+
+// VerifyTokenWithBody is [Verifier.VerifyToken] for a request with a body:
+// when body is not nil, the token must carry an "hcd" claim that matches
+// the digest of body, which is read to its end (streaming, nothing held) once
+// the signature has verified. An empty body matches the claim of an empty
+// body. A failure to read body is an error wrapping [ErrUnavailable]. With
+// a nil body it is VerifyToken.
+func (v *Verifier) VerifyTokenWithBody(ctx context.Context, tok, method, target string, body io.Reader) (*Identity, error) {
+	id, err := v.verifyToken(ctx, tok, method, target, body)
 	if err != nil {
 		return nil, withPrefix(err)
 	}
 	return id, nil
 }
 
-func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
+func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string, body io.Reader) (*Identity, error) {
 	// The same bound as a header's, before any other work.
 	if len(tok) > v.maxSize+len("JWT ") {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(tok))
@@ -306,14 +375,16 @@ func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string) 
 	if len(tok) > v.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(tok))
 	}
-	htu := ""
+	want := expected{method: method, strict: true, body: body}
 	if target != "" {
 		var ok bool
-		if htu, ok = normalizeHTU(target); !ok {
+		if want.htu, ok = normalizeHTU(target); !ok {
 			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, truncate(target))
 		}
+		u, _ := url.Parse(target) // normalizeHTU parsed it
+		want.query, want.queryKnown = u.RawQuery, true
 	}
-	return v.verify(ctx, tok, method, htu, "", true)
+	return v.verify(ctx, tok, &want)
 }
 
 // withPrefix names the package at the start of a verification error.
@@ -388,7 +459,7 @@ func (v *Verifier) knownHost(scheme, host string) bool {
 // algorithm from the stored key, signature, time, binding, and last the
 // nonce, so only signed tokens reach the nonce store. Its errors are not
 // yet prefixed.
-func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string, strictBinding bool) (*Identity, error) {
+func (v *Verifier) verify(ctx context.Context, raw string, want *expected) (*Identity, error) {
 	var t token
 	if err := parseToken(raw, &t); err != nil {
 		return nil, err
@@ -416,7 +487,10 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string,
 	if err := v.checkAudience(&t); err != nil {
 		return nil, err
 	}
-	if err := v.checkBinding(&t, method, htu, badHost, strictBinding); err != nil {
+	if err := v.checkBinding(&t, want); err != nil {
+		return nil, err
+	}
+	if err := v.checkBody(&t, want); err != nil {
 		return nil, err
 	}
 	// Remember the nonce until the token can no longer pass checkTime here,
@@ -507,26 +581,95 @@ func (v *Verifier) checkTime(t *token, now time.Time) error {
 	return nil
 }
 
-// checkBinding compares htm and htu with the request's method and htu.
-// An empty method or htu is unknown (a token checked by VerifyToken without
-// them): its claim is reported, not checked. In strict mode, a known method
-// or htu requires its claim. badHost is a Host that WithHosts does not name.
-func (v *Verifier) checkBinding(t *token, method, htu, badHost string, strict bool) error {
-	if v.requireBnd && (!t.hasHTM || !t.hasHTU) {
-		return fmt.Errorf("%w: htm and htu are required", ErrBinding)
+// checkBinding compares htm, htu and htq with the request's method, htu and
+// query. An unknown method, htu or query (a token checked by VerifyToken
+// without them) is not checked: its claim is reported. In strict mode, a
+// known one requires its claim. badHost is a Host that WithHosts does not
+// name.
+func (v *Verifier) checkBinding(t *token, want *expected) error {
+	if v.requireBnd && (!t.hasHTM || !t.hasHTU || !t.hasHTQ) {
+		return fmt.Errorf("%w: htm, htu and htq are required", ErrBinding)
 	}
-	if method != "" && (t.hasHTM || strict) && string(t.htm) != method {
-		return fmt.Errorf("%w: not bound to method %s", ErrBinding, method)
+	if want.method != "" && (t.hasHTM || want.strict) && string(t.htm) != want.method {
+		return fmt.Errorf("%w: not bound to method %s", ErrBinding, want.method)
 	}
-	if badHost != "" && t.hasHTU {
-		return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(badHost), strings.Join(v.hosts, ", "))
+	if want.badHost != "" && t.hasHTU {
+		return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(want.badHost), strings.Join(v.hosts, ", "))
 	}
-	if htu != "" && (t.hasHTU || strict) && string(t.htu) != htu {
+	if want.htu != "" && (t.hasHTU || want.strict) && string(t.htu) != want.htu {
 		// Only a client that normalises differently needs the slow path.
-		if got, ok := normalizeHTU(string(t.htu)); !ok || got != htu {
-			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, htu)
+		if got, ok := normalizeHTU(string(t.htu)); !ok || got != want.htu {
+			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, want.htu)
 		}
 	}
+	if want.queryKnown && (t.hasHTQ || want.strict) {
+		var buf [htqLen]byte
+		if string(t.htq) != string(appendHTQ(buf[:0], want.query)) {
+			return fmt.Errorf("%w: not bound to this query (%d bytes)", ErrBinding, len(want.query))
+		}
+	}
+	return nil
+}
+
+// checkBody checks the "hcd" claim: for a request, against its
+// Content-Digest header (and at once against an absent body), leaving in
+// want.bodyDigests what the body must match as it is read; for
+// VerifyTokenWithBody, against the body given.
+func (v *Verifier) checkBody(t *token, want *expected) error {
+	if !t.hasHCD {
+		switch {
+		case v.requireBod && want.hasBody:
+			return fmt.Errorf("%w: the request has a body and the token does not bind it (no hcd)", ErrBinding)
+		case want.body != nil:
+			return fmt.Errorf("%w: the token does not bind a body (no hcd)", ErrBinding)
+		}
+		return nil
+	}
+	alg, sum, err := parseDigestClaim(t.hcd)
+	if err != nil {
+		return fmt.Errorf("%w: hcd: %w", ErrBinding, err)
+	}
+	name := digestAlgs[alg].name
+	switch {
+	case want.body != nil:
+		h := digestAlgs[alg].hash.New()
+		if _, err := io.Copy(h, want.body); err != nil {
+			return errorf("%w: reading the body: %w", ErrUnavailable, err)
+		}
+		if !bytes.Equal(h.Sum(nil), sum) {
+			return fmt.Errorf("%w: the body does not match the token's %s digest (hcd)", ErrBinding, name)
+		}
+		return nil
+	case !want.request:
+		return nil // VerifyToken: reported, not checked
+	case len(want.digestLines) == 0:
+		if want.hasBody {
+			return fmt.Errorf("%w: the token binds the body (hcd) and there is no Content-Digest header", ErrBinding)
+		}
+		if !bytes.Equal(digestAlgs[alg].hash.New().Sum(nil), sum) {
+			return fmt.Errorf("%w: the token binds a body (hcd) and the request has none", ErrBinding)
+		}
+		return nil
+	}
+	set, err := parseContentDigest(want.digestLines)
+	if err != nil {
+		return fmt.Errorf("%w: Content-Digest header: %w", ErrBinding, err)
+	}
+	switch got := set[alg]; {
+	case got == nil:
+		// Only digests this verifier does not know: ignored (RFC 9530 §5),
+		// so nothing covers the body.
+		return fmt.Errorf("%w: the token binds a %s digest (hcd) and the Content-Digest header has none", ErrBinding, name)
+	case !bytes.Equal(got, sum):
+		return fmt.Errorf("%w: the Content-Digest header does not match the token's %s digest (hcd)", ErrBinding, name)
+	}
+	if !want.hasBody {
+		if !set.matchesEmpty() {
+			return fmt.Errorf("%w: the token binds a body (hcd) and the request has none", ErrBinding)
+		}
+		return nil
+	}
+	want.bodyDigests = set
 	return nil
 }
 

@@ -400,9 +400,23 @@ func TestSecurityTable(t *testing.T) {
 		{"V13 path", func(h *harness) string {
 			return "JWT " + h.token("alice", k.ed, now, httptest.NewRequest("GET", "http://api.example.com/v1/admin", nil))
 		}, ErrBinding},
-		{"V13 query and fragment ignored", func(h *harness) string {
-			return "JWT " + h.token("alice", k.ed, now, httptest.NewRequest("GET", "http://API.example.com:80/v1/items?a=1#frag", nil))
+		{"V13 fragment ignored, host and port normalised", func(h *harness) string {
+			req, err := http.NewRequest("GET", "http://API.example.com:80/v1/items#frag", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "JWT " + h.token("alice", k.ed, now, req)
 		}, nil},
+		{"V13 query", func(h *harness) string {
+			return "JWT " + h.token("alice", k.ed, now, httptest.NewRequest("GET", "http://api.example.com/v1/items?a=1", nil))
+		}, ErrBinding},
+		{"V13 htq not a string", signed(k.ed, EdDSA, edHdr, good(`,"htq":7`)), ErrBadClaims},
+		{"V13 htq of another query", signed(k.ed, EdDSA, edHdr, good(`,"htq":"`+strings.Repeat("A", 43)+`"`)), ErrBinding},
+		{"V13 hcd not a string", signed(k.ed, EdDSA, edHdr, good(`,"hcd":7`)), ErrBadClaims},
+		{"V13 hcd malformed", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"sha-256=abc"`)), ErrBinding},
+		{"V13 hcd of an unknown algorithm", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"md5=:HUXZLQLMuI/KZ5KDcJPcOA==:"`)), ErrBinding},
+		{"V13 hcd of a body, request without one", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"`)), ErrBinding},
+		{"V13 hcd of no body, request without one", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"`+emptyBodyHCD+`"`)), nil},
 		{"V13 htu not a URL", signed(k.ed, EdDSA, edHdr, good(`,"htm":"GET","htu":"::"`)), ErrBinding},
 		// V14: registered claims can narrow, never widen, the window.
 		{"V14 exp far ahead, time stale", signed(k.ed, EdDSA, edHdr, fmt.Sprintf(`{"username":"alice","time":%d,"nonce":"e","exp":%d}`, now.Unix()-60, now.Unix()+3600)), ErrStale},
@@ -592,6 +606,7 @@ func TestPublicURL(t *testing.T) {
 func TestVerifyToken(t *testing.T) {
 	k := loadTestKeys(t)
 	bound := httptest.NewRequest("POST", "https://api.example.com/v1/run?x=1", nil)
+	noQuery := httptest.NewRequest("POST", "https://api.example.com/v1/run", nil)
 	tests := []struct {
 		name           string
 		req            *http.Request
@@ -602,7 +617,12 @@ func TestVerifyToken(t *testing.T) {
 		{"unbound, nothing asked", nil, "", "", "", nil},
 		{"with JWT prefix", nil, "JWT ", "", "", nil},
 		{"bound, nothing asked: reported, not checked", bound, "", "", "", nil},
-		{"bound, matching", bound, "", "POST", "https://API.example.com:443/v1/run", nil},
+		{"bound, matching", bound, "", "POST", "https://API.example.com:443/v1/run?x=1", nil},
+		{"bound, query normalised", bound, "", "POST", "https://api.example.com/v1/run?%78=1", nil},
+		{"bound, other query", bound, "", "POST", "https://api.example.com/v1/run?x=2", ErrBinding},
+		{"bound, query missing", bound, "", "POST", "https://api.example.com/v1/run", ErrBinding},
+		{"bound without query, query asked", noQuery, "", "POST", "https://api.example.com/v1/run?x=1", ErrBinding},
+		{"bound without query, matching", noQuery, "", "POST", "https://api.example.com/v1/run", nil},
 		{"bound, wrong method", bound, "", "GET", "", ErrBinding},
 		{"bound, wrong url", bound, "", "", "https://api.example.com/v2/run", ErrBinding},
 		{"unbound, method asked", nil, "", "POST", "", ErrBinding},
