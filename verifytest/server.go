@@ -8,6 +8,7 @@ package verifytest
 import (
 	"bytes"
 	"crypto"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,13 @@ import (
 // verify reach the handler (by default one that answers 200 with
 // "hello <username>"); the others are refused as asymjwt's Middleware
 // refuses them. Every request is recorded (see [Server.Requests]).
+//
+// The server reads each verified request's body before its handler runs,
+// which then reads it from memory. A body that does not match the
+// Content-Digest its token binds fails that read: the request is recorded
+// as refused (Kind "binding") and answered as the Middleware answers a
+// refusal, 401 with "WWW-Authenticate: JWT error=binding"; the handler does
+// not run.
 type Server struct {
 	// URL is the base URL of the server, "http://127.0.0.1:port" (https
 	// when started with [Server.StartTLS] or [WithTLS]).
@@ -64,6 +72,7 @@ type config struct {
 	handler      http.Handler
 	clockOffset  time.Duration
 	requireBind  bool
+	requireBody  bool
 	tls          bool
 	verifierOpts []asymjwt.VerifierOption
 }
@@ -76,8 +85,13 @@ func WithHandler(h http.Handler) Option { return func(c *config) { c.handler = h
 // when negative), to test clients with a skewed clock.
 func WithClockOffset(d time.Duration) Option { return func(c *config) { c.clockOffset = d } }
 
-// WithRequireBinding makes the server require the htm and htu claims.
+// WithRequireBinding makes the server require the htm, htu and htq claims
+// (asymjwt.WithRequireBinding).
 func WithRequireBinding() Option { return func(c *config) { c.requireBind = true } }
+
+// WithRequireBodyBinding makes the server refuse a request with a body whose
+// token does not bind it (asymjwt.WithRequireBodyBinding).
+func WithRequireBodyBinding() Option { return func(c *config) { c.requireBody = true } }
 
 // WithTLS serves HTTPS with httptest's self-signed certificate; use
 // [Server.Client] or [Server.Transport] to trust it.
@@ -124,6 +138,9 @@ func NewUnstartedServer(opts ...Option) *Server {
 	}
 	if s.cfg.requireBind {
 		vopts = append(vopts, asymjwt.WithRequireBinding())
+	}
+	if s.cfg.requireBody {
+		vopts = append(vopts, asymjwt.WithRequireBodyBinding())
 	}
 	v, err := asymjwt.NewVerifier(s.keys, append(vopts, s.cfg.verifierOpts...)...)
 	if err != nil {
@@ -219,7 +236,15 @@ func (s *Server) recordRefusal(r *http.Request, err error) {
 
 func (s *Server) serveVerified(w http.ResponseWriter, r *http.Request) {
 	id, _ := asymjwt.IdentityFrom(r.Context())
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if errors.Is(err, asymjwt.ErrBinding) {
+		// The verifier has reported it to the error hook, which recorded
+		// it; answer as the Middleware answers a refusal.
+		w.Header().Set("WWW-Authenticate", `JWT error="binding"`)
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	s.record(Request{Method: r.Method, Path: r.URL.Path, Username: id.Username, Authorized: true, Body: body})
 	s.handler.ServeHTTP(w, r)

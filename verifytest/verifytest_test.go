@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,5 +213,64 @@ func TestConcurrentClients(t *testing.T) {
 	}
 	if n := len(srv.Requests()); n != 32 {
 		t.Fatalf("%d records", n)
+	}
+}
+
+// tamperingTransport changes every request body on its way, keeping its
+// length.
+type tamperingTransport struct{ base http.RoundTripper }
+
+func (t tamperingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if len(b) > 0 {
+		b[0] ^= 1
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(b))
+	return t.base.RoundTrip(r2)
+}
+
+func TestServerBodyBinding(t *testing.T) {
+	kp := GenerateKey(t, Ed25519)
+	tests := []struct {
+		name    string
+		opts    []Option
+		signer  []asymjwt.SignerOption
+		tamper  bool
+		kind    string
+		handled bool
+	}{
+		{"bound body", []Option{WithRequireBodyBinding()}, nil, false, "", true},
+		{"unbound body, binding required", []Option{WithRequireBodyBinding()}, []asymjwt.SignerOption{asymjwt.WithoutBodyBinding()}, false, "binding", false},
+		{"unbound body, binding not required", nil, []asymjwt.SignerOption{asymjwt.WithoutBodyBinding()}, false, "", true},
+		{"body changed in flight", nil, nil, true, "binding", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var handled atomic.Bool
+			srv := NewServer(append(tt.opts, WithHandler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { handled.Store(true) })))...)
+			defer srv.Close()
+			srv.AddKey("svc", kp.Public)
+			base := srv.Transport()
+			if tt.tamper {
+				base = tamperingTransport{base}
+			}
+			client := asymjwt.NewClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc", tt.signer...), Base: base})
+			resp, err := client.Post(srv.URL+"/x", "text/plain", strings.NewReader("pay bob 1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			reqs := srv.Requests()
+			if len(reqs) != 1 || reqs[0].Kind != tt.kind || handled.Load() != tt.handled {
+				t.Fatalf("records %+v, handled %v; want kind %q, handled %v", reqs, handled.Load(), tt.kind, tt.handled)
+			}
+			if tt.kind != "" {
+				if err := asymjwt.CheckResponse(resp); !errors.Is(err, asymjwt.ErrBinding) || reqs[0].Authorized || reqs[0].Body != nil {
+					t.Fatalf("answer %v, record %+v", err, reqs[0])
+				}
+			}
+		})
 	}
 }
