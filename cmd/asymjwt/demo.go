@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -30,8 +31,9 @@ two users' keys in a temporary directory: alice's in a key file (written and
 read back), bob's in an in-process ssh-agent. It starts a verifying server on
 127.0.0.1 that reads their public keys from DIR/<username>.pub, sends signed
 requests to it through asymjwt.Transport, and shows that a replayed token, a
-stale token (signed with a clock 60 seconds behind) and a token bound to
-another request are refused. It prints an account of what happened.
+body changed in flight, a query changed in flight, a stale token (signed
+with a clock 60 seconds behind) and a token bound to another request are
+refused. It prints an account of what happened.
 
 Exit codes: 0 everything went as expected; 1 something did not.`
 
@@ -192,8 +194,9 @@ func demo(ctx context.Context, out io.Writer) (cleaned string, err error) {
 		return "", fmt.Errorf("request 1 was sent without a token")
 	}
 
-	// 2. Another, with a body; the token is bound to POST /items.
-	if err := r.step("alice POST /items, token bound to POST /items", aliceClient, http.MethodPost, "/items", http.StatusOK, ""); err != nil {
+	// 2. Another, with a body; the token is bound to POST /items and to
+	// the body, through its Content-Digest header.
+	if err := r.step("alice POST /items, token bound to POST /items and its body", aliceClient, http.MethodPost, "/items", http.StatusOK, ""); err != nil {
 		return "", err
 	}
 
@@ -208,7 +211,19 @@ func demo(ctx context.Context, out io.Writer) (cleaned string, err error) {
 		return "", err
 	}
 
-	// 5. A token made with a clock 60 s behind: stale. It is sent as is,
+	// 5. A body changed in flight, to the same length, by something between
+	// the client and the server: the server's handler fails to read it.
+	tampered := &http.Client{Transport: &asymjwt.Transport{Signer: alice, Base: tamperingTransport{base}}, Timeout: 30 * time.Second}
+	if err := r.stepBody("alice POST /transfers {\"amount\":1}, changed in flight to 9", tampered, http.MethodPost, "/transfers", `{"amount":1}`, http.StatusUnauthorized, "binding"); err != nil {
+		return "", err
+	}
+
+	// 6. A token made for one query, sent with another.
+	if err := r.signedRaw("a token for GET /hello?page=1 sent with ?page=2", alice, http.MethodGet, "/hello?page=1", "/hello?page=2", "binding"); err != nil {
+		return "", err
+	}
+
+	// 7. A token made with a clock 60 s behind: stale. It is sent as is,
 	// since a Transport may learn the server's clock from the refusal and
 	// try again.
 	late, err := asymjwt.NewSigner("alice", aliceKey, asymjwt.WithClock(func() time.Time { return time.Now().Add(-60 * time.Second) }))
@@ -219,20 +234,32 @@ func demo(ctx context.Context, out io.Writer) (cleaned string, err error) {
 		return "", err
 	}
 
-	// 6. A token made for GET /hello, sent to GET /admin.
+	// 8. A token made for GET /hello, sent to GET /admin.
 	if err := r.signedRaw("a token for GET /hello sent to GET /admin", alice, http.MethodGet, "/hello", "/admin", "binding"); err != nil {
 		return "", err
 	}
 
-	// 7. No token at all.
+	// 9. No token at all.
 	if err := r.raw("an unsigned request", http.MethodGet, "/hello", "", "no_token"); err != nil {
 		return "", err
 	}
 	return "", nil
 }
 
-// greet answers a verified request with who signed it.
+// greet answers a verified request with who signed it, once it has read the
+// body to its end: a body changed in flight fails that read with an error
+// wrapping asymjwt.ErrBinding (it no longer matches the Content-Digest the
+// token binds), and is refused as the verifier refuses.
 func greet(w http.ResponseWriter, r *http.Request) {
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		if errors.Is(err, asymjwt.ErrBinding) {
+			w.Header().Set("WWW-Authenticate", `JWT error="binding"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		http.Error(w, "cannot read the body", http.StatusBadRequest)
+		return
+	}
 	id, _ := asymjwt.IdentityFrom(r.Context())
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "hello %s (%s, key %s)\n", id.Username, id.Algorithm, id.Key.Fingerprint)
@@ -270,13 +297,23 @@ type demoRunner struct {
 }
 
 // step sends a request through client and checks the answer: wantStatus,
-// and for a refusal the error kind wantKind.
+// and for a refusal the error kind wantKind. A POST carries a small JSON
+// body.
 func (r *demoRunner) step(what string, client *http.Client, method, path string, wantStatus int, wantKind string) error {
-	var body io.Reader
+	body := ""
 	if method == http.MethodPost {
-		body = strings.NewReader(`{"name":"demo"}`)
+		body = `{"name":"demo"}`
 	}
-	req, err := http.NewRequestWithContext(r.ctx, method, r.baseURL+path, body)
+	return r.stepBody(what, client, method, path, body, wantStatus, wantKind)
+}
+
+// stepBody is step with the body ("" for none).
+func (r *demoRunner) stepBody(what string, client *http.Client, method, path, body string, wantStatus int, wantKind string) error {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(r.ctx, method, r.baseURL+path, rd)
 	if err != nil {
 		return err
 	}
@@ -362,6 +399,29 @@ func (l *refusalLog) last() string {
 		return "none recorded"
 	}
 	return l.reason
+}
+
+// tamperingTransport stands for a proxy between the client and the server
+// that changes request bodies in flight, keeping their length: "amount":1
+// becomes "amount":9. The token and the Content-Digest header pass as
+// they are.
+type tamperingTransport struct{ base http.RoundTripper }
+
+func (t tamperingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		body, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	changed := bytes.Replace(body, []byte(`"amount":1`), []byte(`"amount":9`), 1)
+	r2 := req.Clone(req.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(changed))
+	r2.ContentLength = int64(len(changed))
+	return t.base.RoundTrip(r2)
 }
 
 // recordingTransport remembers the Authorization header of the last request

@@ -118,24 +118,32 @@ func TestBinding(t *testing.T) {
 	if c["htm"] != "POST" || c["htu"] != "https://x/y" {
 		t.Fatalf("claims %v", c)
 	}
-	verify(post, "-method", "POST", "-url", "https://x/y?query=ignored#frag").want(t, 0)
+	verify(post, "-method", "POST", "-url", "https://x/y#fragment-ignored").want(t, 0)
+	verify(post, "-method", "POST", "-url", "https://x/y?query=added").want(t, 1, "binding")
 	verify(post, "-method", "GET", "-url", "https://x/y").want(t, 1, "binding")
 	verify(post, "-method", "POST", "-url", "https://x/z").want(t, 1, "binding")
 	verify(post, "-method", "POST", "-url", "http://x/y").want(t, 1, "binding")
 	verify(post, "-method", "POST", "-url", "https://other/y").want(t, 1, "binding")
 	verify(post, "-method", "PUT").want(t, 1, "binding")
 	verify(post, "-url", "https://x/y").want(t, 0)
-	r := verify(post).want(t, 0, "not checked")
-	if c := r.claims(t); c["htm"] != "POST" || c["htu"] != "https://x/y" {
+	r := verify(post).want(t, 0, "htm, htu and htq not checked")
+	if c := r.claims(t); c["htm"] != "POST" || c["htu"] != "https://x/y" || c["htq"] == nil {
 		t.Fatalf("binding claims not reported: %v", c)
 	}
+	if _, ok := r.claims(t)["hcd"]; ok {
+		t.Fatal("a token made without -body binds a body")
+	}
 
-	// -url alone binds to GET.
-	get := header("-url", "https://api.example.com/v1/items?page=2")
-	c = verify(get, "-method", "GET", "-url", "https://api.example.com/v1/items").want(t, 0).claims(t)
+	// -url alone binds to GET, and binds the query.
+	get := header("-url", "https://api.example.com/v1/items?page=2&sort=name")
+	c = verify(get, "-method", "GET", "-url", "https://api.example.com/v1/items?page=2&sort=name").want(t, 0).claims(t)
 	if c["htm"] != "GET" || c["htu"] != "https://api.example.com/v1/items" {
 		t.Fatalf("claims %v", c)
 	}
+	verify(get, "-url", "https://api.example.com/v1/items?page=%32&sort=name").want(t, 0) // the same query
+	verify(get, "-url", "https://api.example.com/v1/items?sort=name&page=2").want(t, 1, "binding")
+	verify(get, "-url", "https://api.example.com/v1/items?page=3&sort=name").want(t, 1, "binding")
+	verify(get, "-url", "https://api.example.com/v1/items").want(t, 1, "binding")
 
 	// Without -url the token has no binding claims; requiring them fails.
 	plain := header()
@@ -149,6 +157,56 @@ func TestBinding(t *testing.T) {
 	verify(plain, "-method", "GET", "-url", "https://x/y").want(t, 1, "binding")
 	verify(plain, "-method", "GET").want(t, 1, "binding")
 	verify(plain, "-url", "https://x/y").want(t, 1, "binding")
+}
+
+// TestBodyBinding: header -body binds a body, -digest prints its
+// Content-Digest, and verify -body checks it.
+func TestBodyBinding(t *testing.T) {
+	t.Parallel()
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	keys := keysDirWith(t, "svc", kp.PublicFile)
+	dir := t.TempDir()
+	bodyFile, otherFile := filepath.Join(dir, "body.json"), filepath.Join(dir, "other.json")
+	const body = `{"hello": "world"}`
+	const digest = "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:" // RFC 9530's example
+	if err := os.WriteFile(bodyFile, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherFile, []byte(`{"hello": "WORLD"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"header", "-user", "svc", "-key", kp.PrivateFile, "-method", "POST", "-url", "https://x/items"}
+
+	// One line by default; the digest is shown on stderr.
+	r := runCLI(t, append(args, "-body", bodyFile)...).want(t, 0, digest)
+	tok := r.token(t)
+	// -digest: a second line with the header's value.
+	r2 := runCLI(t, append(args, "-body", bodyFile, "-digest")...).want(t, 0)
+	lines := strings.Split(strings.TrimSuffix(r2.stdout, "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "JWT ") || lines[1] != digest || r2.stderr != "" {
+		t.Fatalf("-digest printed %q (stderr %q), want the token and %q", r2.stdout, r2.stderr, digest)
+	}
+	// The body from standard input.
+	tokStdin := cli{stdin: body}.run(t, append(args, "-body", "-")...).want(t, 0, digest).token(t)
+
+	verify := func(tok string, extra ...string) result {
+		return runCLI(t, append(append([]string{"verify", "-keys", keys}, extra...), tok)...)
+	}
+	c := verify(tok, "-method", "POST", "-url", "https://x/items", "-body", bodyFile).want(t, 0).claims(t)
+	if c["hcd"] != digest {
+		t.Fatalf("hcd %v, want %s", c["hcd"], digest)
+	}
+	verify(tokStdin, "-body", bodyFile).want(t, 0)
+	cli{stdin: body}.run(t, "verify", "-keys", keys, "-body", "-", tok).want(t, 0)
+	verify(tok, "-body", otherFile).want(t, 1, "binding", "body does not match")
+	verify(tok).want(t, 0, "hcd not checked")
+	// A token without a body claim fails -body.
+	plain := runCLI(t, args...).want(t, 0).token(t)
+	verify(plain, "-body", bodyFile).want(t, 1, "binding", "does not bind a body")
+	// Input errors.
+	runCLI(t, append(args, "-body", filepath.Join(dir, "missing"))...).wantInputError(t, "-body", "missing")
+	runCLI(t, append(args, "-body", dir)...).wantInputError(t, "-body", "not a file")
+	verify(tok, "-body", filepath.Join(dir, "missing")).wantInputError(t, "-body", "missing")
 }
 
 func TestHeaderUsageErrors(t *testing.T) {
@@ -168,6 +226,8 @@ func TestHeaderUsageErrors(t *testing.T) {
 		{"agent-key without agent", []string{"-user", "a", "-key", key, "-agent-key", "x"}, true, []string{"-agent-key needs -agent"}},
 		{"passphrase with agent", []string{"-user", "a", "-agent", "-passphrase-file", "p"}, true, []string{"-passphrase-file"}},
 		{"method without url", []string{"-user", "a", "-key", key, "-method", "POST"}, true, []string{"-method needs -url"}},
+		{"body without url", []string{"-user", "a", "-key", key, "-body", "b"}, true, []string{"-body needs -url"}},
+		{"digest without body", []string{"-user", "a", "-key", key, "-url", "https://x/", "-digest"}, true, []string{"-digest needs -body"}},
 		{"relative url", []string{"-user", "a", "-key", key, "-url", "/v1/items"}, true, []string{"absolute http or https URL"}},
 		{"ftp url", []string{"-user", "a", "-key", key, "-url", "ftp://x/y"}, true, []string{"absolute http or https URL"}},
 		{"bad method", []string{"-user", "a", "-key", key, "-url", "https://x/", "-method", "GE T"}, true, []string{"-method"}},

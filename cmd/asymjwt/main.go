@@ -4,8 +4,8 @@
 // Usage:
 //
 //	asymjwt keygen [-type ed25519|ecdsa|rsa] [-bits N] [-passphrase-file F] [-f] -o FILE
-//	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
-//	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
+//	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U [-body FILE [-digest]]]
+//	asymjwt verify -keys DIR [-method M] [-url U] [-body FILE] [-skew DURATION] TOKEN
 //	asymjwt demo
 //	asymjwt version
 //
@@ -19,18 +19,21 @@
 // header prints one line, "JWT <token>", the value of an Authorization
 // header for user NAME, signed with a key file or a key held by ssh-agent
 // (SSH_AUTH_SOCK). With -url (and -method, GET by default) the token is
-// bound to that request. For an encrypted key the passphrase comes from
+// bound to that request's method, URL and query; with -body FILE (or - for
+// standard input) also to that body, which must then be sent with its
+// Content-Digest header (-digest prints its value on a second line). For an
+// encrypted key the passphrase comes from
 // -passphrase-file (one trailing newline is not part of it) or is asked for
 // on the terminal.
 //
 // verify checks a token (an argument, or "-" for standard input, with or
 // without "JWT ") against the public keys in DIR/<username>.pub and prints
 // its claims as one JSON object. With -method or -url the token must be bound
-// to that request.
+// to that request, and with -body FILE to that body.
 //
 // demo starts a verifying server on 127.0.0.1, signs requests to it with a
 // key file and an in-process ssh-agent, shows a replayed and a stale token
-// refused, prints what happened and cleans up.
+// and a body changed in flight refused, prints what happened and cleans up.
 //
 // version prints one line, the version of asymjwt and the Go release and
 // platform it was built with, as in "asymjwt v1.0.0 (go1.26.8,

@@ -14,7 +14,7 @@ import (
 	"github.com/asymjwt/asymjwt"
 )
 
-const verifySynopsis = "asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN"
+const verifySynopsis = "asymjwt verify -keys DIR [-method M] [-url U] [-body FILE] [-skew DURATION] TOKEN"
 
 const verifyDescription = `
 Verifies TOKEN against the public keys of its user, DIR/<username>.pub (one
@@ -22,9 +22,11 @@ file per user holding authorized_keys lines and/or PEM public keys), and
 prints its claims as one JSON object on standard output. TOKEN may be "-" to
 read it from standard input, with or without the leading "JWT ".
 
-With -method and/or -url the token must carry matching "htm"/"htu" claims (a
-token without them fails). Without them those claims are printed but not
-checked.
+With -method and/or -url the token must carry matching "htm"/"htu"/"htq"
+claims (method; scheme, host and path; query): a token without them fails.
+With -body FILE (- for standard input, when TOKEN is not) the token must
+carry an "hcd" claim matching the digest of the body in FILE. Without these
+options those claims are printed but not checked.
 
 Each run remembers nonces only for itself, so it cannot see that a token was
 used before: replays are refused by a long-running verifier (the library's
@@ -43,7 +45,8 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify")
 	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub (required)")
 	method := fs.String("method", "", "require the token to be bound to the HTTP `METHOD` (htm)")
-	target := fs.String("url", "", "require the token to be bound to the request `URL` (htu: scheme, host and path)")
+	target := fs.String("url", "", "require the token to be bound to the request `URL` (htu and htq: scheme, host, path and query)")
+	bodyFile := fs.String("body", "", "require the token to be bound to the request body in `FILE` (hcd; - for standard input)")
 	skew := fs.Duration("skew", asymjwt.DefaultMaxSkew, "largest accepted `DURATION` between the token's time and now")
 	usage := func(w io.Writer) { printUsage(w, fs, verifySynopsis, verifyDescription) }
 
@@ -60,6 +63,8 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageError(stderr, "verify", "one TOKEN only; got %d arguments", len(rest))
 	case *skew <= 0:
 		return usageError(stderr, "verify", "-skew %v: must be positive", *skew)
+	case *bodyFile == "-" && rest[0] == "-":
+		return usageError(stderr, "verify", "-body - and TOKEN - cannot both read standard input")
 	}
 	if *target != "" {
 		if err := checkTargetURL(*target); err != nil {
@@ -86,9 +91,22 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return inputError(stderr, "verify", err)
 	}
+	var body io.Reader
+	switch *bodyFile {
+	case "":
+	case "-":
+		body = stdin
+	default:
+		f, err := openBodyFile(*bodyFile)
+		if err != nil {
+			return inputError(stderr, "verify", err)
+		}
+		defer f.Close()
+		body = f
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	id, err := verifier.VerifyToken(ctx, token, *method, *target)
+	id, err := verifier.VerifyTokenWithBody(ctx, token, *method, *target, body)
 	if errors.Is(err, asymjwt.ErrUnavailable) {
 		// The key store could not read the user's file: an input error.
 		return inputError(stderr, "verify", err)
@@ -108,27 +126,35 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if _, err := stdout.Write(claims.Bytes()); err != nil {
 		return inputError(stderr, "verify", fmt.Errorf("writing the claims: %w", err))
 	}
-	if unchecked := uncheckedBinding(id.Claims, *method, *target); unchecked != "" {
-		fmt.Fprintf(stderr, "asymjwt verify: note: %s not checked (give -method and -url to check the binding)\n", unchecked)
+	if unchecked := uncheckedBinding(id.Claims, *method, *target, *bodyFile); unchecked != "" {
+		fmt.Fprintf(stderr, "asymjwt verify: note: %s not checked (give -method, -url and -body to check the binding)\n", unchecked)
 	}
 	return exitOK
 }
 
 // uncheckedBinding names the binding claims the token carries that were not
-// checked because -method or -url was not given.
-func uncheckedBinding(claims []byte, method, target string) string {
+// checked because -method, -url or -body was not given.
+func uncheckedBinding(claims []byte, method, target, body string) string {
 	var c map[string]json.RawMessage
 	if json.Unmarshal(claims, &c) != nil {
 		return ""
 	}
 	var names []string
-	if _, ok := c["htm"]; ok && method == "" {
-		names = append(names, "htm")
+	for _, claim := range []struct {
+		name  string
+		given string
+	}{{"htm", method}, {"htu", target}, {"htq", target}, {"hcd", body}} {
+		if _, ok := c[claim.name]; ok && claim.given == "" {
+			names = append(names, claim.name)
+		}
 	}
-	if _, ok := c["htu"]; ok && target == "" {
-		names = append(names, "htu")
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
 	}
-	return strings.Join(names, " and ")
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // localKind names the cause for the operator at the terminal. A server sends

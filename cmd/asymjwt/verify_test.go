@@ -161,6 +161,7 @@ func TestVerifyUsageErrors(t *testing.T) {
 		{"zero skew", []string{"-keys", keys, "-skew", "0s", tok}, true, []string{"-skew"}},
 		{"bad skew", []string{"-keys", keys, "-skew", "soon", tok}, true, []string{"-skew"}},
 		{"relative url", []string{"-keys", keys, "-url", "/x", tok}, true, []string{"absolute http or https URL"}},
+		{"body and token both from stdin", []string{"-keys", keys, "-body", "-", "-"}, true, []string{"standard input"}},
 		{"bad flag", []string{"-keys", keys, "-bogus", tok}, true, []string{"-bogus"}},
 		{"missing key dir", []string{"-keys", filepath.Join(t.TempDir(), "nope"), tok}, false, []string{"nope", "key directory"}},
 		{"key dir is a file", []string{"-keys", notDir, tok}, false, []string{"not a directory"}},
