@@ -14,10 +14,6 @@ import (
 // and then sent as it is; any other body is read into memory first, up to
 // the Signer's limit.
 
-// emptyBodyHCD is the hcd of a request without a body: the sha-256 of no
-// bytes, so that no body can be added in flight.
-const emptyBodyHCD = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
-
 // hasBody reports whether an outgoing request has a body to send.
 func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
 
@@ -58,6 +54,24 @@ func (s *Signer) bufferBody(req *http.Request) (*http.Request, error) {
 	return r2, nil
 }
 
+// bindBody hashes the body req is to be sent with into d and returns a
+// fresh copy of it to send (nil for a request without a body). It sends
+// another copy rather than req.Body because some GetBody functions
+// (go-retryablehttp's, for an io.ReadSeeker) rewind and return the body
+// itself, which hashing has just read to its end. req.Body is closed once
+// the copy is had; on an error the caller closes it.
+func bindBody(req *http.Request, d *bodyDigest) (io.ReadCloser, error) {
+	if err := d.hashBody(req); err != nil || d.length < 0 {
+		return nil, err
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, errorf("binding the request body: GetBody: %w", err)
+	}
+	req.Body.Close()
+	return body, nil
+}
+
 // bodyDigest is the digest of the body a request is sent with, as the
 // "hcd" claim and the Content-Digest header carry it.
 type bodyDigest struct {
@@ -69,13 +83,14 @@ type bodyDigest struct {
 // member returns "sha-256=:<base64>:".
 func (d *bodyDigest) member() []byte { return d.buf[:d.n] }
 
-// hashBody hashes the body req is to be sent with: nothing for a request
-// without one, else a fresh copy from GetBody, read to its end and closed.
-// The Transport has given a GetBody to every body that had none.
+// hashBody hashes the body req is to be sent with: a fresh copy from
+// GetBody, read to its end and closed. The Transport has given a GetBody to
+// every body that had none. A request without a body has the empty hcd,
+// which binds the empty body (so none can be added in flight) in 54 bytes
+// less than the digest of no bytes.
 func (d *bodyDigest) hashBody(req *http.Request) error {
 	if !hasBody(req) {
-		d.n = copy(d.buf[:], emptyBodyHCD)
-		d.length = -1
+		d.n, d.length = 0, -1
 		return nil
 	}
 	if req.GetBody == nil {

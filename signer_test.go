@@ -359,7 +359,7 @@ func TestWithClaims(t *testing.T) {
 		"time":     float64(signerTestTime.Unix()),
 		"htm":      "GET",
 		"htu":      "https://api.example.com/x",
-		"htq":      emptyQueryHTQ,
+		"htq":      "",
 		"role":     "admin",
 		"n":        float64(3),
 		"html":     "<a&b>",

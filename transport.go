@@ -140,8 +140,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Response, error) {
 	var d bodyDigest
 	var hcd []byte
+	var body io.ReadCloser // the copy of a bound body to send
 	if t.Signer.bindBody {
-		if err := d.hashBody(req); err != nil {
+		var err error
+		if body, err = bindBody(req, &d); err != nil {
 			if req.Body != nil {
 				req.Body.Close()
 			}
@@ -151,7 +153,9 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 	}
 	token, err := t.Signer.sign(req.Context(), req, offset, hcd)
 	if err != nil {
-		if req.Body != nil {
+		if body != nil {
+			body.Close()
+		} else if req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, err
@@ -160,15 +164,7 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 	req2.Header.Set("Authorization", "JWT "+token)
 	switch {
 	case hcd == nil:
-	case d.length >= 0:
-		// Send another fresh copy, not req.Body: some GetBody functions
-		// (go-retryablehttp's, for an io.ReadSeeker) rewind and return the
-		// body itself, which hashing has just read to its end.
-		body, err := req.GetBody()
-		req.Body.Close()
-		if err != nil {
-			return nil, errorf("binding the request body: GetBody: %w", err)
-		}
+	case body != nil:
 		req2.Body = body
 		req2.Header.Set(contentDigestHeader, string(hcd))
 		if req2.ContentLength <= 0 {

@@ -625,6 +625,9 @@ func (v *Verifier) checkBody(t *token, want *expected) error {
 		}
 		return nil
 	}
+	if t.hcd == "" {
+		return checkEmptyBody(want)
+	}
 	alg, sum, err := parseDigestClaim(t.hcd)
 	if err != nil {
 		return fmt.Errorf("%w: hcd: %w", ErrBinding, err)
@@ -670,6 +673,35 @@ func (v *Verifier) checkBody(t *token, want *expected) error {
 		return nil
 	}
 	want.bodyDigests = set
+	return nil
+}
+
+// checkEmptyBody checks the request against an empty "hcd", the claim of an
+// empty body: there must be none, and a Content-Digest header, if any, must
+// be of no bytes.
+func checkEmptyBody(want *expected) error {
+	switch {
+	case want.body != nil:
+		var b [1]byte
+		n, err := io.ReadFull(want.body, b[:])
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return errorf("%w: reading the body: %w", ErrUnavailable, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: the token binds an empty body (hcd) and the body is not empty", ErrBinding)
+		}
+	case !want.request:
+	case want.hasBody:
+		return fmt.Errorf("%w: the token binds an empty body (hcd) and the request has a body", ErrBinding)
+	case len(want.digestLines) > 0:
+		set, err := parseContentDigest(want.digestLines)
+		if err != nil {
+			return fmt.Errorf("%w: Content-Digest header: %w", ErrBinding, err)
+		}
+		if !set.matchesEmpty() {
+			return fmt.Errorf("%w: the token binds an empty body (hcd) and the Content-Digest header does not", ErrBinding)
+		}
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // bodyOutcome is what became of one request at a verifying server.
@@ -50,13 +51,29 @@ func TestVerifyBodyBinding(t *testing.T) {
 		h.Write([]byte(s))
 		return string(appendDigestMember(nil, 1, h.Sum(nil)))
 	}
+	// noBody: a token that binds no body (hcd ""), as the Transport
+	// signs a request without one.
+	const noBody = "none"
 	// tokens, by what they bind
-	signed := func(h *harness, digest string, opts ...SignerOption) string {
+	signed := func(h *harness, digest string) string {
+		if digest == noBody {
+			s, err := NewSigner("alice", k.ed, WithClock(func() time.Time { return h.now }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d bodyDigest
+			d.hashBody(httptest.NewRequest("POST", target, nil))
+			tok, err := s.sign(context.Background(), httptest.NewRequest("POST", target, nil), 0, d.member())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "JWT " + tok
+		}
 		req := httptest.NewRequest("POST", target, nil)
 		if digest != "" {
 			req.Header.Set("Content-Digest", digest)
 		}
-		return "JWT " + h.token("alice", k.ed, h.now, req, opts...)
+		return "JWT " + h.token("alice", k.ed, h.now, req)
 	}
 	tests := []struct {
 		name     string
@@ -80,10 +97,14 @@ func TestVerifyBodyBinding(t *testing.T) {
 		{"sha-512 wrong beside a good sha-256", nil, rfc9530SHA256, []string{rfc9530SHA256 + ", " + sha512Of(other)}, &body, "read error"},
 		{"body removed", nil, rfc9530SHA256, []string{rfc9530SHA256}, nil, "refused"},
 		{"body and header removed", nil, rfc9530SHA256, nil, nil, "refused"},
-		{"no body bound, none sent", nil, emptyBodyHCD, nil, nil, "ok"},
-		{"no body bound, empty header sent", nil, emptyBodyHCD, []string{emptyBodyHCD}, nil, "ok"},
-		{"no body bound, one added", nil, emptyBodyHCD, []string{rfc9530SHA256}, &body, "refused"},
-		{"no body bound, one added without header", nil, emptyBodyHCD, nil, &body, "refused"},
+		{"no body bound, none sent", nil, noBody, nil, nil, "ok"},
+		{"no body bound, empty header sent", nil, noBody, []string{emptySHA256}, nil, "ok"},
+		{"no body bound, other header sent", nil, noBody, []string{rfc9530SHA256}, nil, "refused"},
+		{"no body bound, malformed header sent", nil, noBody, []string{"sha-256"}, nil, "refused"},
+		{"no body bound, one added", nil, noBody, []string{rfc9530SHA256}, &body, "refused"},
+		{"no body bound, one added without header", nil, noBody, nil, &body, "refused"},
+		{"empty body bound by its digest, none sent", nil, emptySHA256, nil, nil, "ok"},
+		{"empty body bound by its digest, one added", nil, emptySHA256, []string{rfc9530SHA256}, &body, "refused"},
 		{"body not bound: accepted by default", nil, "", nil, &body, "ok"},
 		{"body not bound: WithRequireBodyBinding", []VerifierOption{WithRequireBodyBinding()}, "", nil, &body, "refused"},
 		{"no body, not bound: WithRequireBodyBinding", []VerifierOption{WithRequireBodyBinding()}, "", nil, nil, "ok"},
@@ -136,7 +157,7 @@ func TestRequireBindingNeedsHTQ(t *testing.T) {
 		t.Fatalf("token without htq: err = %v, want ErrBinding", err)
 	}
 	claims = strings.Replace(claims, `"n1"`, `"n2"`, 1)
-	claims = strings.TrimSuffix(claims, "}") + `,"htq":"` + emptyQueryHTQ + `"}`
+	claims = strings.TrimSuffix(claims, "}") + `,"htq":""}`
 	if _, err := h.verify("GET", "http://x/", "JWT "+craft(t, k.ed, EdDSA, edHdr, claims)); err != nil {
 		t.Fatalf("token with htq: %v", err)
 	}
@@ -160,12 +181,26 @@ func TestVerifyTokenWithBody(t *testing.T) {
 		{"no body given: not checked", bound, nil, nil},
 		{"token binds no body", unbound, strings.NewReader(rfc9530Body), ErrBinding},
 		{"unreadable body", bound, iotest.ErrReader(errors.New("EIO")), ErrUnavailable},
+		{"empty hcd, empty body", nil, strings.NewReader(""), nil},
+		{"empty hcd, a body", nil, strings.NewReader("x"), ErrBinding},
+		{"empty hcd, unreadable body", nil, iotest.ErrReader(errors.New("EIO")), ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.add("alice", k.ed)
-			tok := h.token("alice", k.ed, h.now, tt.req)
+			var tok string
+			if tt.req != nil {
+				tok = h.token("alice", k.ed, h.now, tt.req)
+			} else { // hcd "", as the Transport binds a request without a body
+				s, err := NewSigner("alice", k.ed, WithClock(func() time.Time { return h.now }))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tok, err = s.sign(context.Background(), httptest.NewRequest("POST", target, nil), 0, []byte{}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			_, err := h.v.VerifyTokenWithBody(context.Background(), tok, "POST", target, tt.body)
 			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
 				t.Fatalf("err = %v, want %v", err, tt.want)

@@ -416,7 +416,9 @@ func TestSecurityTable(t *testing.T) {
 		{"V13 hcd malformed", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"sha-256=abc"`)), ErrBinding},
 		{"V13 hcd of an unknown algorithm", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"md5=:HUXZLQLMuI/KZ5KDcJPcOA==:"`)), ErrBinding},
 		{"V13 hcd of a body, request without one", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"`)), ErrBinding},
-		{"V13 hcd of no body, request without one", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"`+emptyBodyHCD+`"`)), nil},
+		{"V13 hcd of no body, request without one", signed(k.ed, EdDSA, edHdr, good(`,"hcd":"`+emptySHA256+`"`)), nil},
+		{"V13 empty hcd, request without body", signed(k.ed, EdDSA, edHdr, good(`,"hcd":""`)), nil},
+		{"V13 empty htq, request without query", signed(k.ed, EdDSA, edHdr, good(`,"htq":""`)), nil},
 		{"V13 htu not a URL", signed(k.ed, EdDSA, edHdr, good(`,"htm":"GET","htu":"::"`)), ErrBinding},
 		// V14: registered claims can narrow, never widen, the window.
 		{"V14 exp far ahead, time stale", signed(k.ed, EdDSA, edHdr, fmt.Sprintf(`{"username":"alice","time":%d,"nonce":"e","exp":%d}`, now.Unix()-60, now.Unix()+3600)), ErrStale},
