@@ -26,6 +26,41 @@
 //	time      Unix seconds when the token was made; accepted within ±20 s
 //	nonce     128 random bits, base64url; accepted once
 //	htm, htu  the request's method and URL without query (RFC 9449 meaning)
+//	htq       the query: unpadded base64url of the SHA-256 of its canonical
+//	          form; "" for a request without a query
+//	hcd       the body: its digest as in the Content-Digest header,
+//	          "sha-256=:<base64>:"; "" for a request without a body
+//
+// A [Transport] binds every request it signs with all four, unless the
+// Signer was made [WithoutBinding] (none) or [WithoutBodyBinding] (no hcd).
+// The original library ignores claims it does not know, so it accepts these
+// tokens as before; no "aud" is ever added.
+//
+// The canonical query is the query as sent (the bytes after "?"), in its
+// order, with only its percent-encoding normalised (RFC 3986 §6.2.2):
+// "%XX" of an unreserved character (A-Z a-z 0-9 - . _ ~) becomes the
+// character; the hex digits of every other "%XX" are upper-cased; a byte
+// that a query may not hold as it is (anything but unreserved characters,
+// ! $ & ' ( ) * + , ; = : @ / ? and %) becomes "%XX". Reserved characters
+// stay as they came ("+" is neither "%20" nor "%2B"), and a query with a
+// "%" not followed by two hex digits is taken as it is. So re-encoding a
+// query in flight passes, and changing, adding, removing or reordering its
+// parameters does not.
+//
+// The body travels with the header "Content-Digest: sha-256=:<base64>:"
+// (RFC 9530), the SHA-256 of the bytes sent (after any content coding),
+// which hcd repeats. The Transport hashes a body with GetBody (as
+// http.NewRequest sets for bytes, strings and buffers) from a fresh copy,
+// and reads any other body into memory first, up to [WithMaxBufferedBody]
+// ([DefaultMaxBufferedBody], 1 MiB); a larger one fails with
+// [ErrBodyTooLarge] and is not sent. The verifier checks the header against
+// hcd before the handler runs (sha-256 and sha-512 digests are understood;
+// other algorithms are ignored, so a header holding only those is refused),
+// and the body against the header as the handler reads it, without holding
+// it: a body that does not match ends with an error wrapping [ErrBinding]
+// from Read, never with a successful read of all of it (see
+// [Verifier.Verify]). [WithRequireBinding] makes htm, htu and htq
+// mandatory, [WithRequireBodyBinding] hcd on requests that have a body.
 //
 // RSA keys sign RS512 unless told otherwise (the original library accepts
 // only RS512), ECDSA keys ES256, ES384 or ES512 by curve, Ed25519 keys
@@ -68,11 +103,17 @@
 //   - [RFC 7515] JSON Web Signature
 //   - [RFC 8725] JSON Web Token Best Current Practices
 //   - [RFC 9449] OAuth 2.0 Demonstrating Proof of Possession (htm, htu)
+//   - [RFC 9530] Digest Fields (Content-Digest)
+//   - [RFC 8941] Structured Field Values for HTTP (the Content-Digest syntax)
+//   - [RFC 3986] URI Generic Syntax (percent-encoding, §6.2.2)
 //   - [PROTOCOL.agent] the ssh-agent protocol
 //
 // [RFC 7519]: https://www.rfc-editor.org/rfc/rfc7519
 // [RFC 7515]: https://www.rfc-editor.org/rfc/rfc7515
 // [RFC 8725]: https://www.rfc-editor.org/rfc/rfc8725
 // [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+// [RFC 9530]: https://www.rfc-editor.org/rfc/rfc9530
+// [RFC 8941]: https://www.rfc-editor.org/rfc/rfc8941
+// [RFC 3986]: https://www.rfc-editor.org/rfc/rfc3986
 // [PROTOCOL.agent]: https://datatracker.ietf.org/doc/html/draft-miller-ssh-agent
 package asymjwt
