@@ -14,7 +14,10 @@ import (
 // store could not answer, 503 Service Unavailable with Retry-After. Both
 // carry a Date header from the verifier's clock, from which a client can
 // learn its clock skew. The reason goes to the logger ([WithLogger]) and the
-// error hook, never to the client; [WithErrorBody] replaces the body.
+// error hook, never to the client; [WithErrorBody] replaces the body. When
+// the token binds the body, next reads a body that is checked as it is read
+// (see [Verifier.Verify]): a handler that gets an error wrapping
+// [ErrBinding] from it should answer with an error and not act on the body.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := v.Verify(r)

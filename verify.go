@@ -274,11 +274,13 @@ type Identity struct {
 // match, the Read that reaches its end returns an error wrapping
 // [ErrBinding] instead of the last bytes and io.EOF, and the refusal goes
 // to the logger and the error hook (after the success hook, which has
-// already run). Nothing is buffered beyond one read ahead, so a handler may
-// see the first bytes of a changed body, never a successful read of all of
-// it: a handler should act on a body only once it was read to io.EOF (as
-// io.ReadAll or a json.Decoder followed by a check for io.EOF do). A request
-// without a body is checked at once.
+// already run). Nothing is held but, for a body of unknown length
+// (chunked), the last read (up to 16 KiB), until the next shows it was not
+// the end; so a handler may see the first bytes of a changed body, never a
+// successful read of all of it, nor its last bytes. A handler should act on
+// a body only once it was read to io.EOF (io.ReadAll does; a json.Decoder
+// may stop before the end, so read on to io.EOF after it). A request without
+// a body is checked at once.
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 	var want expected
 	id, err := v.verifyRequest(r, &want)
