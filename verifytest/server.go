@@ -69,8 +69,16 @@ type config struct {
 }
 
 // WithHandler sets the handler that verified requests reach. The caller's
-// identity is in the request's context (asymjwt.IdentityFrom).
-func WithHandler(h http.Handler) Option { return func(c *config) { c.handler = h } }
+// identity is in the request's context (asymjwt.IdentityFrom). h must not
+// be nil.
+func WithHandler(h http.Handler) Option {
+	return func(c *config) {
+		if h == nil {
+			panic("verifytest: WithHandler(nil)")
+		}
+		c.handler = h
+	}
+}
 
 // WithClockOffset runs the server's clock d ahead of the real one (behind,
 // when negative), to test clients with a skewed clock.
