@@ -35,11 +35,13 @@
 //
 //	key, err := asymjwt.KeyFromFile("~/.ssh/id_ed25519")
 //	signer, err := asymjwt.NewSigner("billing", key)
-//	client := asymjwt.NewClient(signer)
+//	client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer})
 //	resp, err := client.Get("https://api.example.com/v1/invoices")
 //
 // Retry layers go above the Transport, never below, so every attempt gets a
-// token of its own: see [NewRetryClient].
+// token of its own: see [NewRetryClient]. A refusal is a 401 answer, which
+// [CheckResponse] turns into a [*RefusedError]. [Signer.SetKey] rotates the
+// key of a running client.
 //
 // # Server
 //
@@ -49,8 +51,18 @@
 //
 // and in the handler, [IdentityFrom] tells who called. A refused request gets
 // 401 with "WWW-Authenticate: JWT error=<kind>" ([ErrorKind]); the reason
-// goes to the logger ([WithLogger]), never to the client. A fleet of servers
-// shares its record of used nonces through Redis (package redisnonce).
+// goes to the logger ([WithLogger]) and hooks ([WithErrorHook]), never to
+// the client. A fleet of servers shares its record of used nonces through
+// Redis (package redisnonce).
+//
+// # Options and errors
+//
+// Each constructor takes options of its own type; an idea shared by several
+// constructors has one option ([WithClock], [WithLogger]) usable with each.
+// An option given a value it cannot use makes the constructor fail with an
+// error wrapping [ErrInvalidOption]. Every error names the package once, at
+// its start, and wraps a sentinel ([ErrStale], [ErrKeyFormat], ...) or is a
+// typed error ([*KeyError], [*AgentError], [*LineError], [*RefusedError]).
 //
 // # Security model
 //
