@@ -34,6 +34,7 @@ type Verifier struct {
 	onError    func(*http.Request, error)
 	onSuccess  func(*http.Request, *Identity)
 	errorBody  func(*http.Request, error) (string, []byte)
+	metrics    VerifierMetrics // nil: no timing at all
 }
 
 // WithNonceStore sets where used nonces are remembered. The default is a
@@ -256,7 +257,14 @@ type Identity struct {
 // nonce: the same token verifies only once. The hooks of [WithErrorHook]
 // and [WithSuccessHook] are called here.
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	id, err := v.verifyRequest(r)
+	if v.metrics != nil {
+		v.metrics.Verified(resultKind(err), time.Since(start))
+	}
 	if err != nil {
 		err = withPrefix(err)
 		if v.onError != nil {
@@ -285,9 +293,16 @@ func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
 // bound to: when not empty, the token must carry a matching "htm" or "htu"
 // claim; when empty, that claim is not checked ([WithRequireBinding] still
 // requires it to be present). The nonce is used up as in [Verifier.Verify].
-// No hook is called.
+// No hook is called; [WithMetrics] metrics are reported.
 func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	id, err := v.verifyToken(ctx, tok, method, target)
+	if v.metrics != nil {
+		v.metrics.Verified(resultKind(err), time.Since(start))
+	}
 	if err != nil {
 		return nil, withPrefix(err)
 	}
@@ -397,7 +412,14 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string,
 	if spec == nil {
 		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(string(t.alg)))
 	}
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	keys, err := v.keys.PublicKeys(ctx, t.username)
+	if v.metrics != nil {
+		v.metrics.KeyStoreLookup(time.Since(start), err)
+	}
 	if err != nil {
 		return nil, errorf("%w: key store: %w", ErrUnavailable, err)
 	}
@@ -423,7 +445,14 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string,
 	// and as long again for the other verifiers of a fleet, whose clocks may
 	// differ from this one's by up to the window.
 	ttl := time.Duration((t.time-float64(now.UnixNano())/1e9)*1e9) + 2*v.maxSkew + time.Second
-	if err := v.nonces.Use(ctx, t.username, t.nonce, ttl); err != nil {
+	if v.metrics != nil {
+		start = time.Now()
+	}
+	err = v.nonces.Use(ctx, t.username, t.nonce, ttl)
+	if v.metrics != nil {
+		v.metrics.NonceStoreUse(time.Since(start), err)
+	}
+	if err != nil {
 		if errors.Is(err, ErrReplay) {
 			return nil, fmt.Errorf("%w (user %q)", ErrReplay, t.username)
 		}
