@@ -103,6 +103,7 @@ func commands() []command {
 		{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
 		{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
 		{"verify-proxy", "a verifying reverse proxy in front of a service in any language", runVerifyProxy},
+		{"sign-proxy", "a local proxy that signs every request it forwards", runSignProxy},
 		{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
 		{"version", "print the version of asymjwt and of the Go that built it", runVersion},
 	}

@@ -588,7 +588,7 @@ func TestVerifyProxyUsage(t *testing.T) {
 	})
 	t.Run("help", func(t *testing.T) {
 		t.Parallel()
-		for _, args := range [][]string{{"verify-proxy", "-h"}, {"help", "verify-proxy"}} {
+		for _, args := range [][]string{{"verify-proxy", "-h"}, {"help", "verify-proxy"}, {"sign-proxy", "-h"}, {"help", "sign-proxy"}} {
 			name := args[0]
 			if name == "help" {
 				name = args[1]
@@ -598,7 +598,7 @@ func TestVerifyProxyUsage(t *testing.T) {
 				t.Fatalf("%v: stdout %q stderr %q", args, r.stdout, r.stderr)
 			}
 		}
-		if r := runCLI(t, "-h"); !strings.Contains(r.stdout, "verify-proxy") {
+		if r := runCLI(t, "-h"); !strings.Contains(r.stdout, "verify-proxy") || !strings.Contains(r.stdout, "sign-proxy") {
 			t.Fatalf("the command list lacks the proxies:\n%s", r.stdout)
 		}
 	})
