@@ -463,15 +463,18 @@ func websocketRoundTrip(t testing.TB, proxyURL string, headerLines ...string) (*
 
 // patternReader returns n bytes of a fixed pattern, without holding them.
 func patternReader(n int64) io.Reader {
-	return io.LimitReader(repeatReader{}, n)
+	return io.LimitReader(&repeatReader{}, n)
 }
 
-type repeatReader struct{}
+// repeatReader reads a pattern whose bytes depend on their offset only.
+type repeatReader struct{ off int64 }
 
-func (repeatReader) Read(p []byte) (int, error) {
+func (r *repeatReader) Read(p []byte) (int, error) {
 	for i := range p {
-		p[i] = byte(i*7 + i>>8)
+		o := r.off + int64(i)
+		p[i] = byte(o*7 + o>>8)
 	}
+	r.off += int64(len(p))
 	return len(p), nil
 }
 

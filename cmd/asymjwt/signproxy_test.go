@@ -3,13 +3,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,4 +318,124 @@ func TestSignProxyUsage(t *testing.T) {
 			t.Fatal("the passphrase is in the log")
 		}
 	})
+}
+
+// TestSignProxySkew: behind a verifier whose clock is a minute ahead of
+// the signer's, the first request is refused as stale, the Transport learns
+// the offset from the Date header and sends it again, body and all (the
+// spool's GetBody), with a new token; later requests go through at once.
+func TestSignProxySkew(t *testing.T) {
+	t.Parallel()
+	u := newTestUser(t, t.TempDir(), "", "alice")
+	keys := asymjwt.NewMemoryKeyStore()
+	if err := keys.Add("alice", mustKey(t, u.keyFile).Public()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := asymjwt.NewVerifier(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attempts atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprint(w, n)
+		})).ServeHTTP(w, r)
+	}))
+	defer up.Close()
+	behind, err := asymjwt.NewSigner("alice", mustKey(t, u.keyFile), asymjwt.WithClock(func() time.Time { return time.Now().Add(-time.Minute) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upURL, _ := url.Parse(up.URL)
+	transport := newUpstreamTransport(10 * time.Second)
+	defer transport.CloseIdleConnections()
+	front := httptest.NewServer(newSignProxy(behind, upURL, transport, 2, t.TempDir(), slog.New(slog.DiscardHandler)))
+	defer front.Close()
+
+	for i, want := range []int64{2, 1} {
+		before := attempts.Load()
+		resp, body := do(t, nil, mustRequest(t, "POST", front.URL+"/x", strings.NewReader(strings.Repeat("x", spoolMemory+1))))
+		if resp.StatusCode != 200 || string(body) != fmt.Sprint(spoolMemory+1) {
+			t.Fatalf("request %d: %s %q", i, resp.Status, body)
+		}
+		if got := attempts.Load() - before; got != want {
+			t.Fatalf("request %d: %d attempts, want %d", i, got, want)
+		}
+	}
+}
+
+func mustRequest(t testing.TB, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// TestRetryable is sign-proxy's rule for sending a request again.
+func TestRetryable(t *testing.T) {
+	t.Parallel()
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	answer := func(status int, header ...string) *http.Response {
+		h := http.Header{}
+		for i := 0; i+1 < len(header); i += 2 {
+			h.Set(header[i], header[i+1])
+		}
+		return &http.Response{StatusCode: status, Header: h}
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name   string
+		method string
+		header string // a header the request carries
+		ctx    context.Context
+		resp   *http.Response
+		err    error
+		want   bool
+	}{
+		{"POST, no connection", "POST", "", nil, nil, dial, true},
+		{"POST, connection reset", "POST", "", nil, nil, reset, false},
+		{"GET, connection reset", "GET", "", nil, nil, reset, true},
+		{"POST with Idempotency-Key, connection reset", "POST", "Idempotency-Key", nil, nil, reset, true},
+		{"GET, timeout", "GET", "", nil, nil, timeout, false},
+		{"POST, verifier could not verify", "POST", "", nil, answer(503, "WWW-Authenticate", `JWT error="unavailable"`), nil, true},
+		{"POST, service 503", "POST", "", nil, answer(503), nil, false},
+		{"PUT, service 503", "PUT", "", nil, answer(503), nil, true},
+		{"DELETE, 502", "DELETE", "", nil, answer(502), nil, true},
+		{"GET, 504", "GET", "", nil, answer(504), nil, true},
+		{"GET, 500", "GET", "", nil, answer(500), nil, false},
+		{"GET, 401 replay", "GET", "", nil, answer(401, "WWW-Authenticate", `JWT error="replay"`), nil, false},
+		{"GET, 429", "GET", "", nil, answer(429), nil, false},
+		{"GET, 200", "GET", "", nil, answer(200), nil, false},
+		{"GET, caller gone", "GET", "", canceled, nil, dial, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := tt.ctx
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			req, _ := http.NewRequestWithContext(ctx, tt.method, "http://x/", nil)
+			if tt.header != "" {
+				req.Header.Set(tt.header, "1")
+			}
+			if got := retryable(req, tt.resp, tt.err); got != tt.want {
+				t.Fatalf("retryable = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if d := backoff(0, answer(503, "Retry-After", "1")); d != time.Second {
+		t.Errorf("Retry-After 1: wait %v", d)
+	}
+	for attempt := range 8 {
+		if d := backoff(attempt, answer(503, "Retry-After", "3600")); d <= 0 || d > retryWaitMax {
+			t.Errorf("attempt %d, Retry-After 3600: wait %v", attempt, d)
+		}
+	}
 }
