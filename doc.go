@@ -53,7 +53,16 @@
 // 401 with "WWW-Authenticate: JWT error=<kind>" ([ErrorKind]); the reason
 // goes to the logger ([WithLogger]) and hooks ([WithErrorHook]), never to
 // the client. A fleet of servers shares its record of used nonces through
-// Redis (package redisnonce).
+// Redis (package redisnonce). [WithMetrics] reports each verification and
+// the stores' latency to a [VerifierMetrics] of the server's own.
+//
+// # Gateways
+//
+// A verifying reverse proxy in front of a service in another language (as
+// the asymjwt command's verify-proxy is) passes the caller on in the
+// [UserHeader] and [KeyHeader] headers: [SetIdentityHeaders] sets them after
+// removing every copy a client sent, in any spelling a service could read as
+// one ([StripIdentityHeaders]).
 //
 // # Options and errors
 //

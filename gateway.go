@@ -9,8 +9,10 @@ import (
 // tells the service behind it who called: the verified username and the
 // [Fingerprint] of the key that verified the token ("SHA256:...").
 const (
+	// UserHeader carries the verified username.
 	UserHeader = "Asymjwt-User"
-	KeyHeader  = "Asymjwt-Key"
+	// KeyHeader carries the fingerprint of the key that verified the token.
+	KeyHeader = "Asymjwt-Key"
 )
 
 // StripIdentityHeaders removes from h every header that a service behind a
