@@ -150,3 +150,57 @@ func mustVerifier(t testing.TB, keys KeyStore, opts ...VerifierOption) *Verifier
 	}
 	return v
 }
+
+// noMetrics is a VerifierMetrics that does nothing, to measure what the
+// timing itself costs.
+type noMetrics struct{}
+
+func (noMetrics) Verified(string, time.Duration)      {}
+func (noMetrics) KeyStoreLookup(time.Duration, error) {}
+func (noMetrics) NonceStoreUse(time.Duration, error)  {}
+
+// BenchmarkVerifyMetrics is BenchmarkVerify/EdDSA without and with a
+// (no-op) VerifierMetrics: the cost of the three pairs of clock readings and the
+// calls, against the cheapest signature check.
+func BenchmarkVerifyMetrics(b *testing.B) {
+	key := benchKeys(b)["EdDSA"]
+	for _, name := range []string{"without", "with"} {
+		b.Run(name, func(b *testing.B) {
+			keys := NewMemoryKeyStore()
+			if err := keys.Add("svc", key.Public()); err != nil {
+				b.Fatal(err)
+			}
+			var nonces swapNonces
+			nonces.p.Store(mustNonceStore())
+			opts := []VerifierOption{WithNonceStore(&nonces), WithClock(func() time.Time { return testNow })}
+			if name == "with" {
+				opts = append(opts, WithMetrics(noMetrics{}))
+			}
+			v := mustVerifier(b, keys, opts...)
+			s, err := NewSigner("svc", key, WithClock(func() time.Time { return testNow }))
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := httptest.NewRequest("GET", "http://api.example.com/v1/items", nil)
+			pool := make([]string, 512)
+			for i := range pool {
+				tok, err := s.Sign(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pool[i] = "JWT " + tok
+			}
+			i := 0
+			loopCPU(b, func() {
+				if i%len(pool) == 0 && i > 0 {
+					nonces.p.Store(mustNonceStore())
+				}
+				req.Header.Set("Authorization", pool[i%len(pool)])
+				i++
+				if _, err := v.Verify(req); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
