@@ -282,7 +282,7 @@ func (e *proxyEnv) verifyProxy(t testing.TB, extra ...string) *proxyProcess {
 type upstream struct {
 	*httptest.Server
 	hits    atomic.Int64
-	arrived chan string   // /block: a request arrived
+	arrived chan string   // /block: a request arrived; /lines: a line of the body
 	release chan struct{} // /block and /stream: closed to let them finish
 	flaky   sync.Map      // /flaky: keys that have failed once
 }
@@ -339,6 +339,21 @@ func newUpstream(t testing.TB) *upstream {
 		u.arrived <- r.Header.Get(asymjwt.UserHeader)
 		<-u.release
 		io.WriteString(w, "done")
+	})
+	mux.HandleFunc("/lines", func(w http.ResponseWriter, r *http.Request) {
+		br := bufio.NewReader(r.Body)
+		n := 0
+		for {
+			line, err := br.ReadString('\n')
+			if line != "" {
+				n++
+				u.arrived <- line
+			}
+			if err != nil {
+				break
+			}
+		}
+		fmt.Fprint(w, n)
 	})
 	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "first\n")

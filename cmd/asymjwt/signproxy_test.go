@@ -98,6 +98,21 @@ func TestSignProxyChain(t *testing.T) {
 			t.Fatalf("POST: %s after %d attempts, want 503 after 1", resp.Status, env.up.hits.Load()-before)
 		}
 	})
+	t.Run("a flush passes both proxies", func(t *testing.T) {
+		resp, err := http.Get(sp.URL + "/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		if line, err := readLineWithin(br, 5*time.Second); err != nil || line != "first\n" {
+			t.Fatalf("first line %q, %v: the flush did not pass", line, err)
+		}
+		env.up.unblock()
+		if rest, _ := io.ReadAll(br); string(rest) != "second\n" {
+			t.Fatalf("rest %q", rest)
+		}
+	})
 	t.Run("WebSocket", func(t *testing.T) {
 		resp, _ := websocketRoundTrip(t, sp.URL)
 		if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-Saw-User") != "alice" {

@@ -106,6 +106,14 @@ func TestVerifyProxyIdentityHeaders(t *testing.T) {
 		}
 	}
 
+	t.Run("a key added while running is used", func(t *testing.T) {
+		carol := newTestUser(t, env.dir, env.keys, "carol")
+		resp, body := get(t, nil, p.URL+"/echo", "Authorization", "JWT "+carol.token(t, "GET", p.URL+"/echo"))
+		if e := decodeEcho(t, resp, body); e.Header[asymjwt.UserHeader][0] != "carol" {
+			t.Fatalf("upstream saw %v", identityHeaders(e.Header))
+		}
+	})
+
 	t.Run("a username that cannot be passed as it is", func(t *testing.T) {
 		// " alice" would reach a service as "alice": refused, never forwarded.
 		u := newTestUser(t, env.dir, env.keys, " alice")
@@ -131,8 +139,8 @@ func TestVerifyProxyIdentityHeaders(t *testing.T) {
 			requests++
 		}
 	}
-	if requests != len(forms) {
-		t.Fatalf("%d request log lines, want %d:\n%s", requests, len(forms), strings.Join(lines, "\n"))
+	if requests != len(forms)+1 {
+		t.Fatalf("%d request log lines, want %d:\n%s", requests, len(forms)+1, strings.Join(lines, "\n"))
 	}
 	out := p.stderr.String()
 	for _, tok := range tokens {
@@ -249,6 +257,38 @@ func TestVerifyProxyStreaming(t *testing.T) {
 	t.Logf("verify-proxy RSS %d MiB before, peak %d MiB while moving 2 x 50 MB", rss>>20, peak>>20)
 	if peak-rss > bound {
 		t.Fatalf("verify-proxy's peak RSS grew by %d MiB moving 50 MB bodies (RSS %d MiB before): not streamed", (peak-rss)>>20, rss>>20)
+	}
+
+	// A slow body streams: upstream reads its first line while the client
+	// still holds the second.
+	pr, pw := io.Pipe()
+	req, _ = http.NewRequest("POST", p.URL+"/lines", pr)
+	req.Header.Set("Authorization", "JWT "+env.alice.token(t, "POST", p.URL+"/lines"))
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- string(b)
+	}()
+	io.WriteString(pw, "one\n")
+	select {
+	case line := <-env.up.arrived:
+		if line != "one\n" {
+			t.Fatalf("upstream read %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream did not get the body's first line before the rest was sent: the body was held")
+	}
+	io.WriteString(pw, "two\n")
+	pw.Close()
+	<-env.up.arrived
+	if got := <-answered; got != "2" {
+		t.Fatalf("answer %q", got)
 	}
 
 	// A flush passes at once: "first" arrives while upstream still holds
