@@ -481,16 +481,30 @@ func patternReader(n int64) io.Reader {
 	return io.LimitReader(&repeatReader{}, n)
 }
 
+// patternPeriod is the length of the pattern, a prime, so that no power of
+// two chunking lines up with it.
+const patternPeriod = 65521
+
 // repeatReader reads a pattern whose bytes depend on their offset only.
-type repeatReader struct{ off int64 }
+type repeatReader struct {
+	off   int
+	table []byte
+}
 
 func (r *repeatReader) Read(p []byte) (int, error) {
-	for i := range p {
-		o := r.off + int64(i)
-		p[i] = byte(o*7 + o>>8)
+	if r.table == nil {
+		r.table = make([]byte, patternPeriod)
+		for i := range r.table {
+			r.table[i] = byte(i*7 + i>>8)
+		}
 	}
-	r.off += int64(len(p))
-	return len(p), nil
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.table[r.off:])
+		n += c
+		r.off = (r.off + c) % patternPeriod
+	}
+	return n, nil
 }
 
 // patternSHA256 is the SHA-256 of patternReader(n).
