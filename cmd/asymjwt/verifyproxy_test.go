@@ -50,6 +50,8 @@ func TestVerifyProxyIdentityHeaders(t *testing.T) {
 		{"listed in Connection with underscores", []string{"Connection: Asymjwt_User", "Asymjwt_User: mallory"}, ""},
 		{"in trailers", []string{"Transfer-Encoding: chunked", "Trailer: Asymjwt-User, Asymjwt_Key"},
 			"5\r\nhello\r\n0\r\nAsymjwt-User: mallory\r\nAsymjwt_Key: x\r\n\r\n"},
+		{"in undeclared trailers", []string{"Transfer-Encoding: chunked"},
+			"5\r\nhello\r\n0\r\nasymjwt-user: mallory\r\nAsymjwt-Key: x\r\n\r\n"},
 	}
 	var tokens []string
 	for _, f := range forms {
