@@ -317,7 +317,10 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration
 func (k *signingKey) signature(ctx context.Context, in []byte, buf *[2 * 66]byte) ([]byte, error) {
 	switch {
 	case k.ed != nil:
-		return ed25519.Sign(k.ed, in), nil
+		// Copied out, so ed25519.Sign's result stays on the stack.
+		sig := buf[:ed25519.SignatureSize]
+		copy(sig, ed25519.Sign(k.ed, in))
+		return sig, nil
 	case k.ec != nil:
 		var d [64]byte
 		der, err := ecdsa.SignASN1(rand.Reader, k.ec, k.spec.digest(in, &d))
