@@ -117,7 +117,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // carrying the token. It closes req's body when signing fails; after that
 // the base transport owns it.
 func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Response, error) {
-	token, err := t.Signer.sign(req.Context(), req, offset)
+	auth, err := t.Signer.authorization(req.Context(), req, offset)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -125,7 +125,7 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 		return nil, err
 	}
 	req2 := req.Clone(req.Context())
-	req2.Header.Set("Authorization", "JWT "+token)
+	req2.Header.Set("Authorization", auth)
 	return t.base().RoundTrip(req2)
 }
 
