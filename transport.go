@@ -88,13 +88,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody = false
 		return t.base().RoundTrip(req)
 	}
-	host := skewKey(req)
-	offset := t.skew.offset(host)
+	offset := t.skew.requestOffset(req)
 	start := time.Now()
 	resp, err := t.send(req, offset)
 	closeBody = false // the base transport closes it from here on
 	if err != nil || t.DisableSkewCorrection || !isStale(resp) ||
-		!t.skew.learn(host, offset, t.Signer.now(), resp, time.Since(start)) {
+		!t.skew.learn(skewKey(req), offset, t.Signer.now(), resp, time.Since(start)) {
 		return resp, err
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
@@ -110,7 +109,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
-	return t.send(retry, t.skew.offset(host))
+	return t.send(retry, t.skew.offset(skewKey(req)))
 }
 
 // send signs req with the clock moved by offset and sends a clone of it
