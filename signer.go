@@ -266,12 +266,20 @@ const tokenBufSize = 768
 // "htm" and "htu" claims); r is only read. The key is asked to sign with ctx,
 // so a remote key (ssh-agent) gives up when ctx is done.
 func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
-	return s.sign(ctx, r, 0)
+	v, err := s.authorization(ctx, r, 0)
+	if err != nil {
+		return "", err
+	}
+	return v[len(authScheme):], nil
 }
 
-// sign is Sign with the clock moved by offset: a Transport's correction for
-// the clock of the server it sends to.
-func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration) (string, error) {
+// authScheme starts the Authorization header value; the token follows.
+const authScheme = "JWT "
+
+// authorization returns "JWT <token>", the Authorization header value, in
+// one allocation, with the clock moved by offset: a Transport's correction
+// for the clock of the server it sends to.
+func (s *Signer) authorization(ctx context.Context, r *http.Request, offset time.Duration) (string, error) {
 	// A Key need not look at ctx; a cancelled request must not be signed.
 	if err := ctx.Err(); err != nil {
 		return "", s.signError(err)
@@ -300,10 +308,11 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration
 	c = append(c, '}')
 
 	var buf [tokenBufSize]byte
-	tok := append(buf[:0], k.prefix...)
+	tok := append(buf[:0], authScheme...)
+	tok = append(tok, k.prefix...)
 	tok = jws.AppendSegment(tok, c)
 	var sigBuf [2 * 66]byte
-	sig, err := k.signature(ctx, tok, &sigBuf)
+	sig, err := k.signature(ctx, tok[len(authScheme):], &sigBuf)
 	if err != nil {
 		return "", s.signError(err)
 	}
@@ -317,7 +326,10 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration
 func (k *signingKey) signature(ctx context.Context, in []byte, buf *[2 * 66]byte) ([]byte, error) {
 	switch {
 	case k.ed != nil:
-		return ed25519.Sign(k.ed, in), nil
+		// Copied out, so ed25519.Sign's result stays on the stack.
+		sig := buf[:ed25519.SignatureSize]
+		copy(sig, ed25519.Sign(k.ed, in))
+		return sig, nil
 	case k.ec != nil:
 		var d [64]byte
 		der, err := ecdsa.SignASN1(rand.Reader, k.ec, k.spec.digest(in, &d))

@@ -1,9 +1,9 @@
 package asymjwt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/asymjwt/asymjwt/internal/jsonscan"
 	"github.com/asymjwt/asymjwt/internal/jws"
@@ -68,8 +68,7 @@ func (t *token) readHeader(data []byte) error {
 			}
 			t.alg, hasAlg = jsonscan.Unquote(value), true
 		case "typ":
-			typ, ok := jsonscan.String(value)
-			if !ok || !strings.EqualFold(typ, "JWT") {
+			if !jsonscan.IsString(value) || !bytes.EqualFold(jsonscan.Unquote(value), []byte("JWT")) {
 				return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
 			}
 		case "kid":

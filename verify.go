@@ -283,7 +283,8 @@ func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	htu, badHost := v.requestHTU(r)
+	var buf [256]byte // the usual URL fits; a longer one spills to the heap
+	htu, badHost := v.appendRequestHTU(buf[:0], r)
 	return v.verify(r.Context(), raw, r.Method, htu, badHost, false)
 }
 
@@ -328,7 +329,7 @@ func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string) 
 			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, truncate(target))
 		}
 	}
-	return v.verify(ctx, tok, method, htu, "", true)
+	return v.verify(ctx, tok, method, []byte(htu), "", true)
 }
 
 // withPrefix names the package at the start of a verification error.
@@ -371,9 +372,10 @@ func trimOWS(s string) string {
 	return s
 }
 
-// requestHTU is the htu a token for r must carry. When r's Host is not one
-// of WithHosts, no htu can match: it returns "" and the Host that came.
-func (v *Verifier) requestHTU(r *http.Request) (htu, badHost string) {
+// appendRequestHTU appends the htu a token for r must carry to dst. When r's
+// Host is not one of WithHosts, no htu can match: it returns nil and the Host
+// that came.
+func (v *Verifier) appendRequestHTU(dst []byte, r *http.Request) (htu []byte, badHost string) {
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
@@ -384,9 +386,9 @@ func (v *Verifier) requestHTU(r *http.Request) (htu, badHost string) {
 		if host == "" {
 			host = "(none)"
 		}
-		return "", host
+		return nil, host
 	}
-	return buildHTU(scheme, host, r.URL.EscapedPath()), ""
+	return appendHTU(dst, scheme, host, r.URL.EscapedPath()), ""
 }
 
 func (v *Verifier) knownHost(scheme, host string) bool {
@@ -403,7 +405,7 @@ func (v *Verifier) knownHost(scheme, host string) bool {
 // algorithm from the stored key, signature, time, binding, and last the
 // nonce, so only signed tokens reach the nonce store. Its errors are not
 // yet prefixed.
-func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string, strictBinding bool) (*Identity, error) {
+func (v *Verifier) verify(ctx context.Context, raw, method string, htu []byte, badHost string, strictBinding bool) (*Identity, error) {
 	var t token
 	if err := parseToken(raw, &t); err != nil {
 		return nil, err
@@ -540,7 +542,7 @@ func (v *Verifier) checkTime(t *token, now time.Time) error {
 // An empty method or htu is unknown (a token checked by VerifyToken without
 // them): its claim is reported, not checked. In strict mode, a known method
 // or htu requires its claim. badHost is a Host that WithHosts does not name.
-func (v *Verifier) checkBinding(t *token, method, htu, badHost string, strict bool) error {
+func (v *Verifier) checkBinding(t *token, method string, htu []byte, badHost string, strict bool) error {
 	if v.requireBnd && (!t.hasHTM || !t.hasHTU) {
 		return fmt.Errorf("%w: htm and htu are required", ErrBinding)
 	}
@@ -550,10 +552,10 @@ func (v *Verifier) checkBinding(t *token, method, htu, badHost string, strict bo
 	if badHost != "" && t.hasHTU {
 		return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(badHost), strings.Join(v.hosts, ", "))
 	}
-	if htu != "" && (t.hasHTU || strict) && string(t.htu) != htu {
+	if len(htu) > 0 && (t.hasHTU || strict) && string(t.htu) != string(htu) {
 		// Only a client that normalises differently needs the slow path.
-		if got, ok := normalizeHTU(string(t.htu)); !ok || got != htu {
-			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, htu)
+		if got, ok := normalizeHTU(string(t.htu)); !ok || got != string(htu) {
+			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, string(htu))
 		}
 	}
 	return nil
