@@ -1,0 +1,208 @@
+package asymjwt
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseKeyOptions(t *testing.T) {
+	ed := ksFixture(t, "openssh_ed25519.pub.ssh")
+	tests := []struct {
+		name    string
+		options string // before the key
+		want    error  // nil: the line loads
+		ca      bool
+		expires time.Time
+		from    []string
+		princ   []string
+	}{
+		{"session options are ignored", `no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-user-rc,restrict,pty,port-forwarding,agent-forwarding,x11-forwarding,user-rc,no-touch-required`, nil, false, time.Time{}, nil, nil},
+		{"valued session options are ignored", `environment="A=b c",permitopen="host:80",permitlisten="8080",tunnel="1"`, nil, false, time.Time{}, nil, nil},
+		{"names without case", `No-Pty,RESTRICT,From="10.0.0.1"`, nil, false, time.Time{}, []string{"10.0.0.1"}, nil},
+		{"expiry-time UTC date", `expiry-time="20270102Z"`, nil, false, time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC), nil, nil},
+		{"expiry-time UTC minutes", `expiry-time="202701021530Z"`, nil, false, time.Date(2027, 1, 2, 15, 30, 0, 0, time.UTC), nil, nil},
+		{"expiry-time UTC seconds", `expiry-time="20270102153045z"`, nil, false, time.Date(2027, 1, 2, 15, 30, 45, 0, time.UTC), nil, nil},
+		{"expiry-time local", `expiry-time="20270102"`, nil, false, time.Date(2027, 1, 2, 0, 0, 0, 0, time.Local), nil, nil},
+		{"expiry-time twice: the earlier", `expiry-time="20280101Z",expiry-time="20270101Z"`, nil, false, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), nil, nil},
+		{"from list", `from="10.0.0.0/8,192.168.1.*,!192.168.1.13,2001:db8::/32,fe80::1"`, nil, false, time.Time{}, []string{"10.0.0.0/8", "192.168.1.*", "!192.168.1.13", "2001:db8::/32", "fe80::1"}, nil},
+		{"cert-authority with principals", `cert-authority,principals="ops,deploy"`, nil, true, time.Time{}, nil, []string{"ops", "deploy"}},
+		{"escaped quote", `environment="A=\"b\""`, nil, false, time.Time{}, nil, nil},
+
+		{"command=", `command="/usr/bin/backup --secret=hunter2"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"command= with restrict", `restrict,command="x"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"verify-required", `verify-required`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"unknown option", `no-such-option`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"unknown valued option", `frobnicate="yes"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"from= host name", `from="*.example.com"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"from= negated host name", `from="10.0.0.0/8,!evil.example.com"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"from= bad CIDR", `from="10.0.0.0/99"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"from= empty pattern", `from="10.0.0.1,"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"from= twice", `from="10.0.0.1",from="10.0.0.2"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"from without value", `from`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"unquoted value", `from=10.0.0.1`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"flag with a value", `no-pty="yes"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"expiry-time malformed", `expiry-time="tomorrow"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"expiry-time impossible date", `expiry-time="20271399Z"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"expiry-time wrong length", `expiry-time="2027010"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"principals on a plain key", `principals="ops"`, ErrKeyOption, false, time.Time{}, nil, nil},
+		{"principals empty name", `cert-authority,principals="ops,,x"`, ErrKeyOption, true, time.Time{}, nil, nil},
+		{"principals twice", `cert-authority,principals="a",principals="b"`, ErrKeyOption, true, time.Time{}, nil, nil},
+		{"cert-authority with a value", `cert-authority="yes"`, ErrKeyOption, true, time.Time{}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := tt.options + " " + ed + "\n"
+			ak, errs := ParseAuthorizedKeys([]byte(text))
+			if tt.want != nil {
+				if len(ak.Keys)+len(ak.Authorities) != 0 || len(errs) != 1 || !errors.Is(errs[0], tt.want) {
+					t.Fatalf("keys %v CAs %v errors %v; want the line skipped with %v", ak.Keys, ak.Authorities, errs, tt.want)
+				}
+				ksCheckErrors(t, text, errs, []ksWantErr{{1, tt.want}})
+				if strings.Contains(errs[0].Error(), "hunter2") {
+					t.Errorf("error quotes the command: %v", errs[0])
+				}
+				return
+			}
+			if len(errs) != 0 {
+				t.Fatalf("errors %v", errs)
+			}
+			var r KeyRestrictions
+			if tt.ca {
+				if len(ak.Authorities) != 1 || len(ak.Keys) != 0 {
+					t.Fatalf("keys %v CAs %v, want one CA", ak.Keys, ak.Authorities)
+				}
+				r = ak.Authorities[0].Restrictions
+				if !slices.Equal(ak.Authorities[0].Principals, tt.princ) {
+					t.Errorf("Principals = %q, want %q", ak.Authorities[0].Principals, tt.princ)
+				}
+			} else {
+				if len(ak.Keys) != 1 || len(ak.Authorities) != 0 {
+					t.Fatalf("keys %v CAs %v, want one key", ak.Keys, ak.Authorities)
+				}
+				r = ak.Keys[0].Restrictions
+			}
+			if !r.ExpiresAt.Equal(tt.expires) || !slices.Equal(r.From, tt.from) {
+				t.Errorf("Restrictions = %+v, want expiry %v from %q", r, tt.expires, tt.from)
+			}
+		})
+	}
+}
+
+func TestParseAuthorizedKeysSameKeyTwice(t *testing.T) {
+	ed := ksFixture(t, "openssh_ed25519.pub.ssh")
+	text := ed + "\n" + `from="10.0.0.0/8" ` + ed + "\n" + ed + " again\n" + `cert-authority ` + ed + "\n" + `cert-authority ` + ed + "\n" + `cert-authority,principals="x" ` + ed + "\n"
+	ak, errs := ParseAuthorizedKeys([]byte(text))
+	if len(errs) != 0 || len(ak.Keys) != 2 || len(ak.Authorities) != 2 {
+		t.Fatalf("keys %v CAs %v errors %v; want 2 keys (other options) and 2 CAs", ak.Keys, ak.Authorities, errs)
+	}
+	// ParsePublicKeys reports the CA lines, so a caller that reads only keys
+	// never takes a CA for a key of the user.
+	keys, errs := ParsePublicKeys([]byte(text))
+	if len(keys) != 2 {
+		t.Fatalf("ParsePublicKeys keys %v", keys)
+	}
+	ksCheckErrors(t, text, errs, []ksWantErr{{4, ErrUnsupportedKey}, {5, ErrUnsupportedKey}, {6, ErrUnsupportedKey}})
+}
+
+func TestParseCertAuthorities(t *testing.T) {
+	ed := ksFixture(t, "openssh_ed25519.pub.ssh")
+	p256 := ksFixture(t, "openssh_p256.pub.ssh")
+	text := "# TrustedUserCAKeys\n" + ed + "\n\ncert-authority " + p256 + "\n" + `principals="ops" ` + ed + "\n" + `from="10.0.0.0/8",expiry-time="20300101Z" ` + p256 + "\ngarbage\n"
+	cas, errs := ParseCertAuthorities([]byte(text))
+	if len(cas) != 3 {
+		t.Fatalf("CAs %v", cas)
+	}
+	if cas[0].Fingerprint != ksFingerprint(t, "openssh_ed25519.pub.ssh") || cas[0].Comment != "openssh-ed25519" {
+		t.Errorf("CA 0 = %+v", cas[0])
+	}
+	if len(cas[2].Restrictions.From) != 1 || cas[2].Restrictions.ExpiresAt.IsZero() {
+		t.Errorf("CA 2 restrictions = %+v", cas[2].Restrictions)
+	}
+	ksCheckErrors(t, text, errs, []ksWantErr{{5, ErrKeyOption}, {7, ErrKeyFormat}})
+}
+
+func TestMatchFrom(t *testing.T) {
+	tests := []struct {
+		patterns string
+		addr     string
+		want     bool
+	}{
+		{"10.0.0.0/8", "10.1.2.3", true},
+		{"10.0.0.0/8", "11.1.2.3", false},
+		{"10.0.0.1/8", "10.200.0.1", true}, // host bits ignored
+		{"192.0.2.7", "192.0.2.7", true},
+		{"192.0.2.7", "192.0.2.70", false},
+		{"192.0.2.*", "192.0.2.70", true},
+		{"192.0.2.?", "192.0.2.7", true},
+		{"192.0.2.?", "192.0.2.70", false},
+		{"*", "198.51.100.1", true},
+		{"*,!198.51.100.1", "198.51.100.1", false},
+		{"!198.51.100.1,*", "198.51.100.2", true},
+		{"!198.51.100.0/24", "198.51.100.2", false},
+		{"!198.51.100.0/24", "10.0.0.1", false}, // negations alone allow nothing
+		{"2001:db8::/32", "2001:db8:1::5", true},
+		{"2001:DB8:*", "2001:db8:1::5", true},
+		{"2001:db8::1", "2001:db8:0:0::1", true},
+		{"10.0.0.0/8", "::ffff:10.0.0.1", true},
+		{"::ffff:10.0.0.1", "10.0.0.1", true},
+		{"10.0.0.0/8", "2001:db8::1", false},
+		{"*.example.com", "10.0.0.1", false},       // not accepted when parsed; matches nothing
+		{"*,!host.example.com", "10.0.0.1", false}, // a negation that cannot be decided refuses
+	}
+	for _, tt := range tests {
+		got := matchFrom(netip.MustParseAddr(tt.addr), strings.Split(tt.patterns, ","))
+		if got != tt.want {
+			t.Errorf("from=%q, %s: %v, want %v", tt.patterns, tt.addr, got, tt.want)
+		}
+	}
+}
+
+func TestMatchWildcard(t *testing.T) {
+	for _, tt := range []struct {
+		p, s string
+		want bool
+	}{
+		{"", "", true}, {"*", "", true}, {"*", "abc", true}, {"a*c", "abbbc", true}, {"a*c", "abcd", false},
+		{"a?c", "abc", true}, {"a?c", "ac", false}, {"**a", "a", true}, {"*a*b*", "xxaxxbxx", true},
+		{"*a*b", "xxaxxbxxc", false}, {strings.Repeat("*a", 30) + "b", strings.Repeat("a", 200), false},
+	} {
+		if got := matchWildcard(tt.p, tt.s); got != tt.want {
+			t.Errorf("matchWildcard(%q, %q) = %v", tt.p, tt.s, got)
+		}
+	}
+}
+
+// FuzzParseKeyOptions feeds option strings to the authorized_keys option
+// parser and the from= matcher.
+func FuzzParseKeyOptions(f *testing.F) {
+	for _, s := range []string{
+		`no-pty`, `from="10.0.0.0/8,!10.1.*"`, `expiry-time="20270101Z"`, `cert-authority,principals="a,b"`,
+		`command="x"`, `environment="A=\"b\""`, `from="`, `from=""`, `="x"`, `from="a"b"`, `principals="a"`,
+		`expiry-time="99999999Z"`, `from="2001:db8::/32,fe80::1%eth0"`, `tunnel="1",restrict`,
+	} {
+		f.Add(s, "10.1.2.3")
+	}
+	f.Add(`from="*"`, "2001:db8::1")
+	f.Fuzz(func(t *testing.T, options, addr string) {
+		o, err := parseKeyOptions(strings.Split(options, ","))
+		if err != nil {
+			if !errors.Is(err, ErrKeyOption) {
+				t.Fatalf("error without ErrKeyOption: %v", err)
+			}
+			return
+		}
+		if len(o.principals) > 0 && !o.certAuthority {
+			t.Fatal("principals without cert-authority")
+		}
+		if err := o.restrictions.validate(); err != nil {
+			t.Fatalf("accepted patterns that do not validate: %v", err)
+		}
+		if a, err := netip.ParseAddr(addr); err == nil {
+			_ = o.restrictions.check(testNow, a)
+		}
+	})
+}
