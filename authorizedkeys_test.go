@@ -1,8 +1,11 @@
 package asymjwt
 
 import (
+	"context"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -173,6 +176,120 @@ func TestMatchWildcard(t *testing.T) {
 		if got := matchWildcard(tt.p, tt.s); got != tt.want {
 			t.Errorf("matchWildcard(%q, %q) = %v", tt.p, tt.s, got)
 		}
+	}
+}
+
+// TestSecurityAuthorizedKeysOptions is SECURITY.md row S2: a key whose
+// expiry-time has passed, used from an address its from= does not allow, or
+// on a line with an option that cannot be honoured, is not used, with the
+// reason reported.
+func TestSecurityAuthorizedKeysOptions(t *testing.T) {
+	k := loadTestKeys(t)
+	ed := ksFixture(t, "openssh_ed25519.pub.ssh")  // k.ed's public key
+	other := ksFixture(t, "pkcs8_ed25519.pub.pem") // another key of the user
+	tests := []struct {
+		name string
+		file string
+		from string // client address
+		want error
+	}{
+		{"expiry-time ahead", `expiry-time="20261122120100Z" ` + ed, "192.0.2.1:1", nil},
+		{"expiry-time at the second", `expiry-time="20261122120000Z" ` + ed, "192.0.2.1:1", nil},
+		{"expiry-time past", `expiry-time="20261122115959Z" ` + ed, "192.0.2.1:1", ErrKeyExpired},
+		{"expiry-time past by a year", `expiry-time="20251122Z" ` + ed + "\n" + other, "192.0.2.1:1", ErrKeyExpired},
+		{"from= matches CIDR", `from="192.0.2.0/24" ` + ed, "192.0.2.1:1", nil},
+		{"from= matches wildcard", `from="10.*,192.0.2.?" ` + ed, "192.0.2.1:1", nil},
+		{"from= matches IPv6", `from="2001:db8::/32" ` + ed, "[2001:db8::1]:443", nil},
+		{"from= does not match", `from="10.0.0.0/8" ` + ed, "192.0.2.1:1", ErrAddressRefused},
+		{"from= negated", `from="192.0.2.0/24,!192.0.2.1" ` + ed, "192.0.2.1:1", ErrAddressRefused},
+		{"from= with no address known", `from="192.0.2.0/24" ` + ed, "pipe", ErrAddressRefused},
+		{"same key, second line allows", `from="10.0.0.0/8" ` + ed + "\n" + `expiry-time="20301122Z" ` + ed, "192.0.2.1:1", nil},
+		{"same key, both lines refuse: the first reason", `from="10.0.0.0/8" ` + ed + "\n" + `expiry-time="20201122Z" ` + ed, "192.0.2.1:1", ErrAddressRefused},
+		{"command= line not used", `command="uptime" ` + ed + "\n" + other, "192.0.2.1:1", ErrBadSignature},
+		{"unknown option line not used", `frobnicate ` + ed + "\n" + other, "192.0.2.1:1", ErrBadSignature},
+		{"only line not used: unknown user", `command="uptime" ` + ed, "192.0.2.1:1", ErrUnknownUser},
+		{"session options do not stop the key", `restrict,no-pty,permitopen="x:1" ` + ed, "192.0.2.1:1", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "alice.pub"), []byte(tt.file+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			store, err := NewDirKeyStore(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := newHarness(t)
+			v, err := NewVerifier(store, WithClock(func() time.Time { return h.now }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.v = v
+			_, err = h.verifyFrom(tt.from, "JWT "+h.token("alice", k.ed, h.now, nil))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if tt.want == ErrKeyExpired && ErrorKind(err) != "key_expired" || tt.want == ErrAddressRefused && ErrorKind(err) != "address" {
+				t.Errorf("ErrorKind = %q", ErrorKind(err))
+			}
+		})
+	}
+
+	t.Run("VerifyToken knows no address", func(t *testing.T) {
+		keys := NewMemoryKeyStore()
+		if err := keys.AddPublicKeys("alice", PublicKey{Key: k.ed.Public(), Restrictions: KeyRestrictions{From: []string{"*"}}}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := NewVerifier(keys, WithClock(func() time.Time { return testNow }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t)
+		if _, err := v.VerifyToken(context.Background(), h.token("alice", k.ed, testNow, nil), "", ""); !errors.Is(err, ErrAddressRefused) {
+			t.Fatalf("err = %v, want ErrAddressRefused", err)
+		}
+	})
+
+	t.Run("MemoryKeyStore refuses a host name in From", func(t *testing.T) {
+		err := NewMemoryKeyStore().AddPublicKeys("alice", PublicKey{Key: k.ed.Public(), Restrictions: KeyRestrictions{From: []string{"host.example.com"}}})
+		if !errors.Is(err, ErrKeyOption) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// TestExpiredKeyStopsVerifying: the same key verifies until its line's
+// expiry-time, and not after, without the file changing.
+func TestExpiredKeyStopsVerifying(t *testing.T) {
+	k := loadTestKeys(t)
+	dir := t.TempDir()
+	line := `expiry-time="20261122120030Z" ` + ksFixture(t, "openssh_ed25519.pub.ssh") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "alice.pub"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := NewDirKeyStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	v, err := NewVerifier(store, WithClock(func() time.Time { return h.now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.v = v
+	if _, err := h.verify("GET", "http://api.example.com/v1/items", "JWT "+h.token("alice", k.ed, h.now, nil)); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	h.now = h.now.Add(31 * time.Second)
+	if _, err := h.verify("GET", "http://api.example.com/v1/items", "JWT "+h.token("alice", k.ed, h.now, nil)); !errors.Is(err, ErrKeyExpired) {
+		t.Fatalf("after expiry: %v, want ErrKeyExpired", err)
 	}
 }
 

@@ -108,8 +108,8 @@ var (
 	ErrBinding = errors.New("token bound to another request")
 
 	// ErrUnavailable means verification could not be completed (the key
-	// store, the nonce store or the revocation list failed): the request is
-	// refused with 503, never accepted.
+	// store or the nonce store failed): the request is refused with 503,
+	// never accepted.
 	ErrUnavailable = errors.New("cannot verify now")
 
 	// ErrKeyExpired means the key's authorized_keys line (or the
@@ -124,6 +124,32 @@ var (
 	// [Verifier.VerifyToken], or an address [WithClientAddr] could not
 	// tell) is refused too.
 	ErrAddressRefused = errors.New("client address not allowed for the key")
+
+	// ErrCertUntrusted means a token's certificate is not signed by a CA
+	// trusted for the user (neither [WithTrustedCAs] nor a cert-authority
+	// line of the user names it), or its CA signature does not verify. On
+	// the wire it is reported as "invalid_signature", like an unknown user,
+	// so clients cannot probe for usernames.
+	ErrCertUntrusted = errors.New("certificate not signed by a CA trusted for the user")
+
+	// ErrCertType means a token's certificate is not a user certificate (a
+	// host certificate), or certifies a key tokens are not signed with (a
+	// security key, DSA, RSA under 2048 bits).
+	ErrCertType = errors.New("not a usable user certificate")
+
+	// ErrCertPrincipal means the username is not among the certificate's
+	// principals (or, for a cert-authority line with principals=, none of
+	// that line's names is), or the certificate lists no principals.
+	ErrCertPrincipal = errors.New("user not among the certificate's principals")
+
+	// ErrCertExpired means the token's time, or the verifier's clock, is
+	// outside the certificate's validity period.
+	ErrCertExpired = errors.New("certificate outside its validity period")
+
+	// ErrCertOption means the certificate has a critical option this
+	// verifier cannot honour: "force-command" (HTTP runs no command),
+	// "verify-required", or one it does not know.
+	ErrCertOption = errors.New("certificate critical option cannot be honoured")
 )
 
 // Errors about keys held by an ssh-agent (see [Agent]). Requests to an agent
@@ -171,6 +197,10 @@ var (
 	// would need DNS) or a malformed one; the line is skipped, never used
 	// without its option.
 	ErrKeyOption = errors.New("authorized_keys option cannot be honoured")
+
+	// ErrCertificateMismatch means a certificate given for a key certifies
+	// another key.
+	ErrCertificateMismatch = errors.New("certificate is for another key")
 
 	// ErrRedirectRefused is returned (inside a *url.Error) by the clients of
 	// [NewClient] and [NewRetryClient] when a server redirects to another
