@@ -108,6 +108,9 @@ func (v *Verifier) authenticate(ctx context.Context, t *token, spec *algSpec, ad
 	if firstErr != nil {
 		return PublicKey{}, nil, fmt.Errorf("%w (user %q, key %s)", firstErr, t.username, key.Fingerprint)
 	}
+	if err := v.checkKeyRevoked(key.Fingerprint, key.Key); err != nil {
+		return PublicKey{}, nil, fmt.Errorf("%w (user %q)", err, t.username)
+	}
 	return key, nil, nil
 }
 
@@ -195,6 +198,9 @@ func (v *Verifier) verifyCertificate(ctx context.Context, t *token, spec *algSpe
 	}
 	if firstErr != nil {
 		return refuse(firstErr)
+	}
+	if err := v.checkCertRevoked(c); err != nil {
+		return refuse(err)
 	}
 	if !cached {
 		if c.cert.Signature.Format == ssh.KeyAlgoRSA {

@@ -108,8 +108,8 @@ var (
 	ErrBinding = errors.New("token bound to another request")
 
 	// ErrUnavailable means verification could not be completed (the key
-	// store or the nonce store failed): the request is refused with 503,
-	// never accepted.
+	// store, the nonce store or the revocation list failed): the request is
+	// refused with 503, never accepted.
 	ErrUnavailable = errors.New("cannot verify now")
 
 	// ErrKeyExpired means the key's authorized_keys line (or the
@@ -124,6 +124,10 @@ var (
 	// [Verifier.VerifyToken], or an address [WithClientAddr] could not
 	// tell) is refused too.
 	ErrAddressRefused = errors.New("client address not allowed for the key")
+
+	// ErrRevoked means the key, its certificate or the CA that signed it is
+	// in the revocation list ([WithRevocationFile]).
+	ErrRevoked = errors.New("key or certificate revoked")
 
 	// ErrCertUntrusted means a token's certificate is not signed by a CA
 	// trusted for the user (neither [WithTrustedCAs] nor a cert-authority

@@ -79,7 +79,7 @@ func (v *Verifier) logAccepted(r *http.Request, id *Identity) {
 // "invalid_signature" (also for an unknown user, for a token whose
 // algorithm fits none of the user's keys, and for a certificate from a CA
 // not trusted for the user, so usernames cannot be probed), "stale",
-// "replay", "binding", "unavailable", "key_expired", "address",
+// "replay", "binding", "unavailable", "key_expired", "address", "revoked",
 // "cert_type", "cert_principal", "cert_expired", "cert_option";
 // "invalid_token" for any other error.
 func ErrorKind(err error) string {
@@ -123,6 +123,7 @@ var errorKinds = [...]struct {
 	{ErrBinding, "binding"},
 	{ErrKeyExpired, "key_expired"},
 	{ErrAddressRefused, "address"},
+	{ErrRevoked, "revoked"},
 	{ErrCertUntrusted, "invalid_signature"},
 	{ErrCertType, "cert_type"},
 	{ErrCertPrincipal, "cert_principal"},

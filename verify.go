@@ -38,9 +38,10 @@ type Verifier struct {
 	errorBody  func(*http.Request, error) (string, []byte)
 
 	// OpenSSH certificates and authorized_keys options.
-	cas        []CertAuthority // WithTrustedCAs
-	clientAddr func(*http.Request) netip.Addr
-	certs      certCache
+	cas         []CertAuthority // WithTrustedCAs
+	clientAddr  func(*http.Request) netip.Addr
+	revocations *revocationFile
+	certs       certCache
 }
 
 // WithNonceStore sets where used nonces are remembered. The default is a
@@ -282,7 +283,7 @@ func (id *Identity) logAttrs(attrs []slog.Attr) []slog.Attr {
 // caller's identity. The error wraps exactly one of ErrNoToken,
 // ErrTokenTooLarge, ErrMalformed, ErrBadHeader, ErrBadAlgorithm,
 // ErrBadClaims, ErrUnknownUser, ErrBadSignature, ErrStale, ErrReplay,
-// ErrBinding, ErrUnavailable, ErrKeyExpired, ErrAddressRefused,
+// ErrBinding, ErrUnavailable, ErrKeyExpired, ErrAddressRefused, ErrRevoked,
 // ErrCertUntrusted, ErrCertType, ErrCertPrincipal, ErrCertExpired and
 // ErrCertOption. A successful Verify uses up the token's nonce: the same
 // token verifies only once. The hooks of [WithErrorHook] and
