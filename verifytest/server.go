@@ -1,12 +1,14 @@
 // Package verifytest helps test code that signs or verifies asymjwt tokens,
 // in the manner of net/http/httptest: a verifying HTTP server on loopback
 // with an in-memory key store and a record of every request, throw-away key
-// pairs written to a test's temporary directory, and an in-process ssh-agent
-// on a unix socket.
+// pairs written to a test's temporary directory, an in-process ssh-agent on
+// a unix socket, and a throw-away OpenSSH certificate authority ([NewCA])
+// that certifies key pairs.
 package verifytest
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"fmt"
 	"io"
@@ -55,6 +57,9 @@ type Request struct {
 	Authorized bool
 	// Body is the request body as the handler saw it; nil when refused.
 	Body []byte
+	// Certificate describes the OpenSSH certificate through which the key
+	// was trusted; nil for a stored key or a refused request.
+	Certificate *asymjwt.CertificateInfo
 }
 
 // Option configures a [Server].
@@ -197,6 +202,18 @@ func (s *Server) AddKeyFile(username, path string) {
 	}
 }
 
+// AddCertAuthority trusts ca to certify username's keys, as a
+// cert-authority line in the user's authorized_keys does (principals=
+// being ca.Principals). To trust a CA for every user, start the server
+// WithVerifierOptions(asymjwt.WithTrustedCAs(ca)). It panics on a CA key
+// the verifier would refuse.
+func (s *Server) AddCertAuthority(username string, ca asymjwt.CertAuthority) {
+	cas, _ := s.keys.CertAuthorities(context.Background(), username)
+	if err := s.keys.SetCertAuthorities(username, append(cas, ca)); err != nil {
+		panic("verifytest: AddCertAuthority: " + err.Error())
+	}
+}
+
 // Requests returns the record of the requests received so far, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -221,7 +238,7 @@ func (s *Server) serveVerified(w http.ResponseWriter, r *http.Request) {
 	id, _ := asymjwt.IdentityFrom(r.Context())
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	s.record(Request{Method: r.Method, Path: r.URL.Path, Username: id.Username, Authorized: true, Body: body})
+	s.record(Request{Method: r.Method, Path: r.URL.Path, Username: id.Username, Authorized: true, Body: body, Certificate: id.Certificate})
 	s.handler.ServeHTTP(w, r)
 }
 
