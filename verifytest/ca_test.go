@@ -111,3 +111,31 @@ func TestCertificatesThroughServer(t *testing.T) {
 		t.Fatalf("carol through the agent: %+v", r)
 	}
 }
+
+func TestAddKeyFileCertAuthority(t *testing.T) {
+	ca := NewCA(t)
+	data, err := os.ReadFile(ca.PublicFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := t.TempDir() + "/alice.pub"
+	if err := os.WriteFile(file, append([]byte(`cert-authority,principals="ops" `), data...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer()
+	defer srv.Close()
+	srv.AddKeyFile("alice", file)
+	kp := GenerateKey(t, Ed25519)
+	signer, err := asymjwt.NewSigner("alice", ca.Certify(t, kp, []string{"ops"}, time.Hour).Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := srv.SignedClient(signer).Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := srv.Requests()[0]; !r.Authorized {
+		t.Fatalf("%+v", r)
+	}
+}

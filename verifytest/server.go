@@ -186,19 +186,25 @@ func (s *Server) AddKey(username string, pub crypto.PublicKey) {
 }
 
 // AddKeyFile adds the keys in a public key file (authorized_keys lines
-// and/or PEM blocks) for username. It panics if the file cannot be read or
-// holds no usable key.
+// and/or PEM blocks) for username, and trusts the CAs of its cert-authority
+// lines for username, as a DirKeyStore would. It panics if the file cannot
+// be read or holds neither a usable key nor a CA.
 func (s *Server) AddKeyFile(username, path string) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		panic("verifytest: AddKeyFile: " + err.Error())
 	}
-	keys, skipped := asymjwt.ParsePublicKeys(data)
-	if len(keys) == 0 {
+	ak, skipped := asymjwt.ParseAuthorizedKeys(data)
+	if len(ak.Keys) == 0 && len(ak.Authorities) == 0 {
 		panic(fmt.Sprintf("verifytest: AddKeyFile: no usable key in %s (%v)", path, skipped))
 	}
-	if err := s.keys.AddPublicKeys(username, keys...); err != nil {
-		panic("verifytest: AddKeyFile: " + err.Error())
+	if len(ak.Keys) > 0 {
+		if err := s.keys.AddPublicKeys(username, ak.Keys...); err != nil {
+			panic("verifytest: AddKeyFile: " + err.Error())
+		}
+	}
+	for _, ca := range ak.Authorities {
+		s.AddCertAuthority(username, ca)
 	}
 }
 
