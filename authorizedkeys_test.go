@@ -323,3 +323,54 @@ func FuzzParseKeyOptions(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAuthorizedKeys feeds whole files to ParseAuthorizedKeys and
+// ParseCertAuthorities: every key and CA returned is usable, and a CA never
+// shows up among ParsePublicKeys' keys unless a plain line holds it too.
+func FuzzParseAuthorizedKeys(f *testing.F) {
+	ed, _ := os.ReadFile(keyPath("openssh_ed25519.pub.ssh"))
+	p256, _ := os.ReadFile(keyPath("openssh_p256.pub.ssh"))
+	pkix, _ := os.ReadFile(keyPath("pkcs8_p256.pub.pem"))
+	for _, s := range []string{
+		"cert-authority " + string(ed),
+		`cert-authority,principals="a,b",from="10.0.0.0/8" ` + string(ed) + string(p256),
+		`expiry-time="20300101Z" ` + string(p256) + string(pkix),
+		`command="x" ` + string(ed),
+		`principals="x" ` + string(ed),
+		"# c\r\n" + string(ed),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ak, errs := ParseAuthorizedKeys(data)
+		for _, k := range ak.Keys {
+			if checkPublicKey(k.Key) != nil || k.Restrictions.validate() != nil {
+				t.Fatalf("unusable key %+v", k)
+			}
+		}
+		for _, ca := range ak.Authorities {
+			if checkPublicKey(ca.Key) != nil || ca.Restrictions.validate() != nil || slices.Contains(ca.Principals, "") {
+				t.Fatalf("unusable CA %+v", ca)
+			}
+			if fp, _ := Fingerprint(ca.Key); fp != ca.Fingerprint {
+				t.Fatalf("CA fingerprint %s, want %s", ca.Fingerprint, fp)
+			}
+		}
+		keys, _ := ParsePublicKeys(data)
+		if len(keys) != len(ak.Keys) {
+			t.Fatalf("ParsePublicKeys gave %d keys, ParseAuthorizedKeys %d", len(keys), len(ak.Keys))
+		}
+		for _, err := range errs {
+			var le *LineError
+			if !errors.As(err, &le) {
+				t.Fatalf("not a LineError: %v", err)
+			}
+		}
+		cas, _ := ParseCertAuthorities(data)
+		for _, ca := range cas {
+			if len(ca.Principals) > 0 || checkPublicKey(ca.Key) != nil {
+				t.Fatalf("trusted-for-all CA %+v", ca)
+			}
+		}
+	})
+}
