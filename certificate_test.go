@@ -341,3 +341,29 @@ func TestCertificateTokenSize(t *testing.T) {
 		t.Fatalf("token of %d bytes; DefaultMaxTokenSize is %d", n, DefaultMaxTokenSize)
 	}
 }
+
+// TestCertificateOptionsInvalid: the new options refuse values they cannot
+// use, naming themselves.
+func TestCertificateOptionsInvalid(t *testing.T) {
+	keys := NewMemoryKeyStore()
+	for _, tt := range []struct {
+		option string
+		make   func() error
+	}{
+		{"WithCertificateFile", func() error { _, err := KeyFromFile(keyPath("openssh_ed25519"), WithCertificateFile("")); return err }},
+		{"WithCertificateFile", func() error {
+			_, err := KeyFromFile(keyPath("openssh_ed25519"), WithCertificateFile("x-cert.pub"), WithoutCertificate())
+			return err
+		}},
+		{"WithTrustedCAs", func() error { _, err := NewVerifier(keys, WithTrustedCAs()); return err }},
+		{"WithRevocationFile", func() error { _, err := NewVerifier(keys, WithRevocationFile("")); return err }},
+		{"WithClientAddr", func() error { _, err := NewVerifier(keys, WithClientAddr(nil)); return err }},
+	} {
+		t.Run(tt.option, func(t *testing.T) {
+			err := tt.make()
+			if !errors.Is(err, ErrInvalidOption) || !strings.HasPrefix(err.Error(), "asymjwt: "+tt.option+": ") {
+				t.Fatalf("err = %v, want ErrInvalidOption naming %s", err, tt.option)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 
 // CA is a throw-away OpenSSH certificate authority made by [NewCA], for
 // testing code that signs with certified keys or verifies them: what
-// `ssh-keygen -s` does, in process.
+// `ssh-keygen -s` does, in process. Its methods are safe for concurrent use.
 type CA struct {
 	// Signer is the CA's private key, to sign certificates of your own.
 	Signer ssh.Signer
@@ -32,7 +33,7 @@ type CA struct {
 	// asymjwt.ParseCertAuthorities and `asymjwt verify -ca`.
 	PublicFile string
 
-	serial uint64
+	serial atomic.Uint64
 }
 
 // NewCA makes a new Ed25519 CA and writes its public key to t.TempDir(). It
@@ -121,10 +122,9 @@ func (ca *CA) Certify(t testing.TB, kp *KeyPair, principals []string, validity t
 	if err != nil {
 		t.Fatalf("verifytest: Certify: %v", err)
 	}
-	ca.serial++
 	c := &ssh.Certificate{
 		Key:             pub,
-		Serial:          ca.serial,
+		Serial:          ca.serial.Add(1),
 		CertType:        ssh.UserCert,
 		KeyId:           kp.Comment,
 		ValidPrincipals: append([]string(nil), principals...),
