@@ -236,6 +236,9 @@ func TestSecurityAuthorizedKeysOptions(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
+			if strings.Count(err.Error(), "asymjwt: ") != 1 {
+				t.Errorf("error %q does not name the package exactly once", err)
+			}
 			if tt.want == ErrKeyExpired && ErrorKind(err) != "key_expired" || tt.want == ErrAddressRefused && ErrorKind(err) != "address" {
 				t.Errorf("ErrorKind = %q", ErrorKind(err))
 			}

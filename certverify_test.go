@@ -207,6 +207,9 @@ func TestSecurityCertificates(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
+			if strings.Count(err.Error(), "asymjwt: ") != 1 {
+				t.Errorf("error %q does not name the package exactly once", err)
+			}
 			kind := tt.kind
 			if kind == "" {
 				kind = ErrorKind(tt.want)

@@ -202,7 +202,7 @@ func (v *Verifier) checkKeyRevoked(fp string, pub crypto.PublicKey) error {
 	}
 	list, err := v.revocations.current()
 	if err != nil {
-		return errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	blob := func() []byte {
 		sshPub, err := ssh.NewPublicKey(pub)
@@ -225,7 +225,7 @@ func (v *Verifier) checkCertRevoked(c *parsedCert) error {
 	}
 	list, err := v.revocations.current()
 	if err != nil {
-		return errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if why := list.certRevoked(c); why != "" {
 		return fmt.Errorf("%w: %s", ErrRevoked, why)

@@ -133,6 +133,9 @@ func TestRevocationReload(t *testing.T) {
 		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
 			t.Fatalf("err = %v, want %v", err, want)
 		}
+		if err != nil && strings.Count(err.Error(), "asymjwt: ") != 1 {
+			t.Fatalf("error %q does not name the package exactly once", err)
+		}
 	}
 	check(nil)
 	fp, _ := Fingerprint(k.ed.Public())
