@@ -26,8 +26,9 @@ type token struct {
 	claimsJSON   []byte
 
 	// Views into the decoded header and claims, compared without copying.
-	alg []byte
-	kid []byte
+	alg  []byte
+	kid  []byte
+	cert []byte // the sshcert header parameter, base64; nil when absent
 
 	username string
 	time     float64
@@ -76,6 +77,14 @@ func (t *token) readHeader(data []byte) error {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)
 			}
 			t.kid = jsonscan.Unquote(value)
+		case certHeaderParam:
+			if !jsonscan.IsString(value) {
+				return fmt.Errorf("%w: %s is not a string", ErrMalformed, certHeaderParam)
+			}
+			t.cert = jsonscan.Unquote(value)
+			if len(t.cert) == 0 {
+				return fmt.Errorf("%w: %s is empty", ErrMalformed, certHeaderParam)
+			}
 		case "crit", "jku", "jwk", "x5u", "x5c":
 			// Keys from elsewhere are never fetched or trusted (RFC 8725
 			// §3.10), and no extension is understood (RFC 7515 §4.1.11).

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,6 +37,12 @@ type Verifier struct {
 	onSuccess  func(*http.Request, *Identity)
 	errorBody  func(*http.Request, error) (string, []byte)
 	metrics    VerifierMetrics // nil: no timing at all
+
+	// OpenSSH certificates and authorized_keys options.
+	cas         []CertAuthority // WithTrustedCAs
+	clientAddr  func(*http.Request) netip.Addr
+	revocations *revocationFile
+	certs       certCache
 }
 
 // WithNonceStore sets where used nonces are remembered. The default is a
@@ -208,10 +216,11 @@ func NewVerifier(keys KeyStore, opts ...VerifierOption) (*Verifier, error) {
 		return nil, errorf("NewVerifier: nil KeyStore")
 	}
 	v := &Verifier{
-		keys:    keys,
-		now:     time.Now,
-		maxSkew: DefaultMaxSkew,
-		maxSize: DefaultMaxTokenSize,
+		keys:       keys,
+		now:        time.Now,
+		maxSkew:    DefaultMaxSkew,
+		maxSize:    DefaultMaxTokenSize,
+		clientAddr: RemoteAddr,
 	}
 	for _, opt := range opts {
 		if err := opt.applyVerifier(v); err != nil {
@@ -247,15 +256,40 @@ type Identity struct {
 	// Claims is the token's whole claims set as JSON, for claims this
 	// package does not interpret.
 	Claims []byte
+	// Certificate describes the OpenSSH certificate through which Key was
+	// trusted (its key ID and serial are the audit trail CAs expect); nil
+	// when Key is one of the user's stored keys.
+	Certificate *CertificateInfo
+}
+
+// LogValue makes an Identity a slog.LogValuer: the username, the key's
+// fingerprint and algorithm, and for a certificate its key ID, serial and
+// CA. It never holds the token or the claims.
+func (id *Identity) LogValue() slog.Value {
+	if id == nil {
+		return slog.Value{}
+	}
+	return slog.GroupValue(id.logAttrs(nil)...)
+}
+
+func (id *Identity) logAttrs(attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs, slog.String("user", id.Username), slog.String("key", id.Key.Fingerprint), slog.String("alg", string(id.Algorithm)))
+	if c := id.Certificate; c != nil {
+		attrs = append(attrs, slog.String("cert_key_id", truncate(c.KeyID)), slog.Uint64("cert_serial", c.Serial), slog.String("cert_ca", c.CA))
+	}
+	return attrs
 }
 
 // Verify checks the "Authorization: JWT <token>" header of r and returns the
 // caller's identity. The error wraps exactly one of ErrNoToken,
 // ErrTokenTooLarge, ErrMalformed, ErrBadHeader, ErrBadAlgorithm,
 // ErrBadClaims, ErrUnknownUser, ErrBadSignature, ErrStale, ErrReplay,
-// ErrBinding and ErrUnavailable. A successful Verify uses up the token's
-// nonce: the same token verifies only once. The hooks of [WithErrorHook]
-// and [WithSuccessHook] are called here.
+// ErrBinding, ErrUnavailable, ErrKeyExpired, ErrAddressRefused, ErrRevoked,
+// ErrCertUntrusted, ErrCertType, ErrCertPrincipal, ErrCertExpired and
+// ErrCertOption. A successful Verify uses up the token's nonce: the same
+// token verifies only once. The hooks of [WithErrorHook] and
+// [WithSuccessHook] are called here, and an accepted request is logged
+// ([WithLogger]).
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 	var start time.Time
 	if v.metrics != nil {
@@ -272,6 +306,7 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 		}
 		return nil, err
 	}
+	v.logAccepted(r, id)
 	if v.onSuccess != nil {
 		v.onSuccess(r, id)
 	}
@@ -285,7 +320,7 @@ func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
 	}
 	var buf [256]byte // the usual URL fits; a longer one spills to the heap
 	htu, badHost := v.appendRequestHTU(buf[:0], r)
-	return v.verify(r.Context(), raw, r.Method, htu, badHost, false)
+	return v.verify(r.Context(), raw, r.Method, htu, badHost, false, v.clientAddr(r))
 }
 
 // VerifyToken verifies a token presented outside an HTTP request (from a
@@ -294,7 +329,9 @@ func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
 // bound to: when not empty, the token must carry a matching "htm" or "htu"
 // claim; when empty, that claim is not checked ([WithRequireBinding] still
 // requires it to be present). The nonce is used up as in [Verifier.Verify].
-// No hook is called; [WithMetrics] metrics are reported.
+// No hook is called; [WithMetrics] metrics are reported. No client address
+// is known here: a key restricted by from= and a certificate with
+// source-address are refused ([ErrAddressRefused]).
 func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
 	var start time.Time
 	if v.metrics != nil {
@@ -329,7 +366,7 @@ func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string) 
 			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, truncate(target))
 		}
 	}
-	return v.verify(ctx, tok, method, []byte(htu), "", true)
+	return v.verify(ctx, tok, method, []byte(htu), "", true, netip.Addr{})
 }
 
 // withPrefix names the package at the start of a verification error.
@@ -402,10 +439,11 @@ func (v *Verifier) knownHost(scheme, host string) bool {
 }
 
 // verify runs the checks in DESIGN.md's order: parse once, look up keys,
-// algorithm from the stored key, signature, time, binding, and last the
-// nonce, so only signed tokens reach the nonce store. Its errors are not
-// yet prefixed.
-func (v *Verifier) verify(ctx context.Context, raw, method string, htu []byte, badHost string, strictBinding bool) (*Identity, error) {
+// algorithm from the stored key (or the certified one), signature, what the
+// key's line or certificate allows (addr is the client's, invalid when
+// unknown), time, binding, and last the nonce, so only signed tokens reach
+// the nonce store. Its errors are not yet prefixed.
+func (v *Verifier) verify(ctx context.Context, raw, method string, htu []byte, badHost string, strictBinding bool, addr netip.Addr) (*Identity, error) {
 	var t token
 	if err := parseToken(raw, &t); err != nil {
 		return nil, err
@@ -414,26 +452,11 @@ func (v *Verifier) verify(ctx context.Context, raw, method string, htu []byte, b
 	if spec == nil {
 		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(string(t.alg)))
 	}
-	var start time.Time
-	if v.metrics != nil {
-		start = time.Now()
-	}
-	keys, err := v.keys.PublicKeys(ctx, t.username)
-	if v.metrics != nil {
-		v.metrics.KeyStoreLookup(time.Since(start), err)
-	}
-	if err != nil {
-		return nil, errorf("%w: key store: %w", ErrUnavailable, err)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, t.username)
-	}
-	key, err := verifySignature(&t, spec, keys)
-	if err != nil {
-		return nil, fmt.Errorf("%w (user %q)", err, t.username)
-	}
-
 	now := v.now()
+	key, cert, err := v.authenticate(ctx, &t, spec, addr, now)
+	if err != nil {
+		return nil, err
+	}
 	if err := v.checkTime(&t, now); err != nil {
 		return nil, err
 	}
@@ -447,6 +470,7 @@ func (v *Verifier) verify(ctx context.Context, raw, method string, htu []byte, b
 	// and as long again for the other verifiers of a fleet, whose clocks may
 	// differ from this one's by up to the window.
 	ttl := time.Duration((t.time-float64(now.UnixNano())/1e9)*1e9) + 2*v.maxSkew + time.Second
+	var start time.Time
 	if v.metrics != nil {
 		start = time.Now()
 	}
@@ -462,12 +486,13 @@ func (v *Verifier) verify(ctx context.Context, raw, method string, htu []byte, b
 	}
 	sec, frac := math.Modf(t.time)
 	return &Identity{
-		Username:  t.username,
-		Key:       key,
-		Algorithm: spec.alg,
-		Time:      time.Unix(int64(sec), int64(frac*1e9)),
-		Nonce:     t.nonce,
-		Claims:    t.claimsJSON,
+		Username:    t.username,
+		Key:         key,
+		Algorithm:   spec.alg,
+		Time:        time.Unix(int64(sec), int64(frac*1e9)),
+		Nonce:       t.nonce,
+		Claims:      t.claimsJSON,
+		Certificate: cert,
 	}, nil
 }
 
@@ -500,11 +525,16 @@ func verifySignature(t *token, spec *algSpec, keys []PublicKey) (PublicKey, erro
 		}
 	}
 	fitted := false
-	for _, k := range candidates {
+	for i, k := range candidates {
 		if !spec.fits(k.Key) {
 			continue
 		}
 		fitted = true
+		// The same key on several lines (with other options) is checked
+		// once.
+		if slices.ContainsFunc(candidates[:i], func(o PublicKey) bool { return o.Fingerprint == k.Fingerprint }) {
+			continue
+		}
 		if spec.verify(k.Key, t.signingInput, t.signature) {
 			return k, nil
 		}

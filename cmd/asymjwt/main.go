@@ -5,8 +5,8 @@
 // Usage:
 //
 //	asymjwt keygen [-type ed25519|ecdsa|rsa] [-bits N] [-passphrase-file F] [-f] -o FILE
-//	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
-//	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
+//	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] [-method M] [-url U]
+//	asymjwt verify (-keys DIR | -ca FILE | both) [-method M] [-url U] [-skew DURATION] TOKEN
 //	asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json]
 //	asymjwt sign-proxy -listen ADDR -upstream URL -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-allow-remote]
 //	asymjwt demo
@@ -24,12 +24,17 @@
 // (SSH_AUTH_SOCK). With -url (and -method, GET by default) the token is
 // bound to that request. For an encrypted key the passphrase comes from
 // -passphrase-file (one trailing newline is not part of it) or is asked for
-// on the terminal.
+// on the terminal. The key's OpenSSH user certificate goes into the token's
+// header: FILE-cert.pub beside a key file, the agent's certificate for an
+// agent key, or -cert FILE.
 //
 // verify checks a token (an argument, or "-" for standard input, with or
 // without "JWT ") against the public keys in DIR/<username>.pub and prints
 // its claims as one JSON object. With -method or -url the token must be bound
-// to that request.
+// to that request. A token with an OpenSSH certificate verifies through a CA
+// of -ca FILE (every user) or a cert-authority line of the user's file; its
+// key ID, serial and CA are printed as "cert_key_id", "cert_serial" and
+// "cert_ca".
 //
 // verify-proxy is a verifying reverse proxy (a gateway) in front of an HTTP
 // service: requests that verify against DIR/<username>.pub go upstream

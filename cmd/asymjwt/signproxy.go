@@ -116,7 +116,7 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		}
 	} else {
 		var err error
-		if key, err = loadKeyFile(*keyFile, *passFile, stdin, stderr); err != nil {
+		if key, err = loadKeyFile(*keyFile, *passFile, "", stdin, stderr); err != nil {
 			return inputError(stderr, "sign-proxy", err)
 		}
 	}
