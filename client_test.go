@@ -429,3 +429,161 @@ func TestBrokenRedirectChainIsNotSigned(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestClockSkewConcurrentFirstRequests: many goroutines' first requests to a
+// host whose clock is a minute ahead are in flight together; every one is
+// answered after at most one resend, and the learned offset serves later
+// requests at once.
+func TestClockSkewConcurrentFirstRequests(t *testing.T) {
+	const n = 32
+	kp := verifytest.GenerateKey(t, verifytest.Ed25519)
+	srv := verifytest.NewServer(verifytest.WithClockOffset(60 * time.Second))
+	defer srv.Close()
+	srv.AddKey("svc", kp.Public)
+	client := asymjwt.NewClient(&asymjwt.Transport{Signer: kp.Signer(t, "svc")})
+
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			resp, err := client.Get(srv.URL + "/")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("request %d: status %d, want 200 after at most one resend", i, s)
+		}
+	}
+	stale := 0
+	for _, r := range srv.Requests() {
+		if r.Kind == "stale" {
+			stale++
+		}
+	}
+	if got := len(srv.Requests()); got > 2*n || got-stale != n {
+		t.Fatalf("%d requests reached the server (%d stale) for %d calls: more than one resend each", got, stale, n)
+	}
+	srv.Reset()
+	resp, err := client.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(srv.Requests()) != 1 {
+		t.Fatalf("after learning, %d requests for one call", len(srv.Requests()))
+	}
+}
+
+func TestCheckResponse(t *testing.T) {
+	resp := func(status int, challenges ...string) *http.Response {
+		return &http.Response{StatusCode: status, Header: http.Header{"Www-Authenticate": challenges}}
+	}
+	tests := []struct {
+		name string
+		resp *http.Response
+		kind string // "" when not a refusal
+		is   error
+	}{
+		{"stale", resp(401, `JWT error="stale"`), "stale", asymjwt.ErrStale},
+		{"replay", resp(401, `JWT error="replay"`), "replay", asymjwt.ErrReplay},
+		{"binding", resp(401, `JWT error="binding"`), "binding", asymjwt.ErrBinding},
+		{"invalid signature", resp(401, `JWT error="invalid_signature"`), "invalid_signature", asymjwt.ErrBadSignature},
+		{"unavailable", resp(503, `JWT error="unavailable"`), "unavailable", asymjwt.ErrUnavailable},
+		{"lower-case scheme, unquoted", resp(401, `jwt error=replay`), "replay", asymjwt.ErrReplay},
+		{"among other challenges", resp(401, `Basic realm="x"`, `JWT realm="api", error="no_token"`), "no_token", asymjwt.ErrNoToken},
+		{"unknown kind", resp(401, `JWT error="gremlins"`), "invalid_token", nil},
+		{"no error parameter", resp(401, `JWT`), "invalid_token", nil},
+		{"bad quoting", resp(401, `JWT error="stale`), "invalid_token", nil},
+		{"other scheme", resp(401, `Bearer error="invalid_token"`), "", nil},
+		{"no challenge", resp(401), "", nil},
+		{"200", resp(200, `JWT error="stale"`), "", nil},
+		{"403", resp(403, `JWT error="stale"`), "", nil},
+		{"nil", nil, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := asymjwt.CheckResponse(tt.resp)
+			if tt.kind == "" {
+				if err != nil {
+					t.Fatalf("CheckResponse = %v, want nil", err)
+				}
+				return
+			}
+			var re *asymjwt.RefusedError
+			if !errors.As(err, &re) || re.Kind != tt.kind || re.StatusCode != tt.resp.StatusCode || re.Response != tt.resp {
+				t.Fatalf("CheckResponse = %#v, want kind %q", err, tt.kind)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Fatalf("%v is not %v", err, tt.is)
+			}
+			if errors.Is(err, asymjwt.ErrMalformed) {
+				t.Fatalf("%v matches an unrelated sentinel", err)
+			}
+		})
+	}
+}
+
+// TestRotateKeyOnRunningClient: a client's key is swapped while requests
+// are in flight; every request verifies, before and after, and once the
+// server drops the old key only the new one works.
+func TestRotateKeyOnRunningClient(t *testing.T) {
+	oldKP := verifytest.GenerateKey(t, verifytest.Ed25519)
+	newKP := verifytest.GenerateKey(t, verifytest.ECDSAP256)
+	srv := verifytest.NewServer()
+	defer srv.Close()
+	srv.AddKey("svc", oldKP.Public)
+	srv.AddKey("svc", newKP.Public)
+	signer := oldKP.Signer(t, "svc")
+	client := asymjwt.NewClient(&asymjwt.Transport{Signer: signer})
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				if g == 0 && i == 5 {
+					if err := signer.SetKey(newKP.Key); err != nil {
+						t.Error(err)
+					}
+				}
+				resp, err := client.Get(srv.URL + "/")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("status %d during rotation", resp.StatusCode)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if signer.KeyID() != newKP.Fingerprint || signer.Algorithm() != asymjwt.ES256 {
+		t.Fatalf("after SetKey: kid %s, alg %s", signer.KeyID(), signer.Algorithm())
+	}
+
+	// A key the Signer cannot use leaves the old one in place.
+	rsaKP := verifytest.GenerateKey(t, verifytest.RSA2048)
+	pinned, err := asymjwt.NewSigner("svc", newKP.Key, asymjwt.WithAlgorithm(asymjwt.ES256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, key := range map[string]asymjwt.Key{"nil": nil, "algorithm does not fit": rsaKP.Key} {
+		if err := pinned.SetKey(key); err == nil {
+			t.Fatalf("SetKey(%s) succeeded", name)
+		}
+		if pinned.KeyID() != newKP.Fingerprint {
+			t.Fatalf("SetKey(%s) failed but changed the key", name)
+		}
+	}
+}

@@ -57,9 +57,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // logRefusal writes a refusal's line to the logger, if any.
 func (v *Verifier) logRefusal(r *http.Request, err error, level slog.Level) {
 	if v.logger != nil {
-		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused",
+		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused", certLogAttrs(err, []slog.Attr{
 			slog.String("kind", ErrorKind(err)), slog.String("error", reasonOf(err)),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+			slog.String("method", r.Method), slog.String("path", r.URL.Path)})...)
 	}
 }
 
@@ -72,13 +72,33 @@ func (v *Verifier) reportRefusal(r *http.Request, err error) {
 	v.logRefusal(r, err, slog.LevelInfo)
 }
 
+// logAccepted logs an accepted request: at Info when a certificate vouched
+// for the key (its key ID, serial and CA are the audit trail sshd keeps
+// too), at Debug otherwise.
+func (v *Verifier) logAccepted(r *http.Request, id *Identity) {
+	if v.logger == nil {
+		return
+	}
+	level := slog.LevelDebug
+	if id.Certificate != nil {
+		level = slog.LevelInfo
+	}
+	if !v.logger.Enabled(r.Context(), level) {
+		return
+	}
+	v.logger.LogAttrs(r.Context(), level, "asymjwt: request accepted", id.logAttrs([]slog.Attr{
+		slog.String("method", r.Method), slog.String("path", r.URL.Path)})...)
+}
+
 // ErrorKind returns the short name of a verification error, as sent in
 // "WWW-Authenticate: JWT error=<kind>": "no_token", "too_large",
 // "malformed", "bad_header", "bad_algorithm", "bad_claims",
-// "invalid_signature" (also for an unknown user, and for a token whose
-// algorithm fits none of the user's keys, so usernames cannot be probed),
-// "stale", "replay", "binding", "unavailable"; "invalid_token" for any other
-// error.
+// "invalid_signature" (also for an unknown user, for a token whose
+// algorithm fits none of the user's keys, and for a certificate from a CA
+// not trusted for the user, so usernames cannot be probed), "stale",
+// "replay", "binding", "unavailable", "key_expired", "address", "revoked",
+// "cert_type", "cert_principal", "cert_expired", "cert_option";
+// "invalid_token" for any other error.
 func ErrorKind(err error) string {
 	var wk wireKindError
 	if errors.As(err, &wk) {
@@ -118,6 +138,14 @@ var errorKinds = [...]struct {
 	{ErrStale, "stale"},
 	{ErrReplay, "replay"},
 	{ErrBinding, "binding"},
+	{ErrKeyExpired, "key_expired"},
+	{ErrAddressRefused, "address"},
+	{ErrRevoked, "revoked"},
+	{ErrCertUntrusted, "invalid_signature"},
+	{ErrCertType, "cert_type"},
+	{ErrCertPrincipal, "cert_principal"},
+	{ErrCertExpired, "cert_expired"},
+	{ErrCertOption, "cert_option"},
 }
 
 // wireKindError reports another kind to the client than its sentinel would,

@@ -1,9 +1,9 @@
 package asymjwt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/asymjwt/asymjwt/internal/jsonscan"
 	"github.com/asymjwt/asymjwt/internal/jws"
@@ -26,8 +26,9 @@ type token struct {
 	claimsJSON   []byte
 
 	// Views into the decoded header and claims, compared without copying.
-	alg []byte
-	kid []byte
+	alg  []byte
+	kid  []byte
+	cert []byte // the sshcert header parameter, base64; nil when absent
 
 	username string
 	time     float64
@@ -70,8 +71,7 @@ func (t *token) readHeader(data []byte) error {
 			}
 			t.alg, hasAlg = jsonscan.Unquote(value), true
 		case "typ":
-			typ, ok := jsonscan.String(value)
-			if !ok || !strings.EqualFold(typ, "JWT") {
+			if !jsonscan.IsString(value) || !bytes.EqualFold(jsonscan.Unquote(value), []byte("JWT")) {
 				return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
 			}
 		case "kid":
@@ -79,6 +79,14 @@ func (t *token) readHeader(data []byte) error {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)
 			}
 			t.kid = jsonscan.Unquote(value)
+		case certHeaderParam:
+			if !jsonscan.IsString(value) {
+				return fmt.Errorf("%w: %s is not a string", ErrMalformed, certHeaderParam)
+			}
+			t.cert = jsonscan.Unquote(value)
+			if len(t.cert) == 0 {
+				return fmt.Errorf("%w: %s is empty", ErrMalformed, certHeaderParam)
+			}
 		case "crit", "jku", "jwk", "x5u", "x5c":
 			// Keys from elsewhere are never fetched or trusted (RFC 8725
 			// §3.10), and no extension is understood (RFC 7515 §4.1.11).

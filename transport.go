@@ -108,13 +108,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		req = buffered
 	}
-	host := skewKey(req)
-	offset := t.skew.offset(host)
+	offset := t.skew.requestOffset(req)
 	start := time.Now()
 	resp, err := t.send(req, offset)
 	closeBody = false // the base transport closes it from here on
 	if err != nil || t.DisableSkewCorrection || !isStale(resp) ||
-		!t.skew.learn(host, offset, t.Signer.now(), resp, time.Since(start)) {
+		!t.skew.learn(skewKey(req), offset, t.Signer.now(), resp, time.Since(start)) {
 		return resp, err
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
@@ -130,7 +129,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
-	return t.send(retry, t.skew.offset(host))
+	return t.send(retry, t.skew.offset(skewKey(req)))
 }
 
 // send signs req with the clock moved by offset and sends a clone of it
@@ -151,7 +150,7 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 		}
 		hcd = d.member()
 	}
-	token, err := t.Signer.sign(req.Context(), req, offset, hcd)
+	auth, err := t.Signer.authorization(req.Context(), req, offset, hcd)
 	if err != nil {
 		if body != nil {
 			body.Close()
@@ -161,7 +160,7 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 		return nil, err
 	}
 	req2 := req.Clone(req.Context())
-	req2.Header.Set("Authorization", "JWT "+token)
+	req2.Header.Set("Authorization", auth)
 	switch {
 	case hcd == nil:
 	case body != nil:

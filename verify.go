@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -37,6 +39,13 @@ type Verifier struct {
 	onError    func(*http.Request, error)
 	onSuccess  func(*http.Request, *Identity)
 	errorBody  func(*http.Request, error) (string, []byte)
+	metrics    VerifierMetrics // nil: no timing at all
+
+	// OpenSSH certificates and authorized_keys options.
+	cas         []CertAuthority // WithTrustedCAs
+	clientAddr  func(*http.Request) netip.Addr
+	revocations *revocationFile
+	certs       certCache
 }
 
 // WithNonceStore sets where used nonces are remembered. The default is a
@@ -219,10 +228,11 @@ func NewVerifier(keys KeyStore, opts ...VerifierOption) (*Verifier, error) {
 		return nil, errorf("NewVerifier: nil KeyStore")
 	}
 	v := &Verifier{
-		keys:    keys,
-		now:     time.Now,
-		maxSkew: DefaultMaxSkew,
-		maxSize: DefaultMaxTokenSize,
+		keys:       keys,
+		now:        time.Now,
+		maxSkew:    DefaultMaxSkew,
+		maxSize:    DefaultMaxTokenSize,
+		clientAddr: RemoteAddr,
 	}
 	for _, opt := range opts {
 		if err := opt.applyVerifier(v); err != nil {
@@ -258,15 +268,40 @@ type Identity struct {
 	// Claims is the token's whole claims set as JSON, for claims this
 	// package does not interpret.
 	Claims []byte
+	// Certificate describes the OpenSSH certificate through which Key was
+	// trusted (its key ID and serial are the audit trail CAs expect); nil
+	// when Key is one of the user's stored keys.
+	Certificate *CertificateInfo
+}
+
+// LogValue makes an Identity a slog.LogValuer: the username, the key's
+// fingerprint and algorithm, and for a certificate its key ID, serial and
+// CA. It never holds the token or the claims.
+func (id *Identity) LogValue() slog.Value {
+	if id == nil {
+		return slog.Value{}
+	}
+	return slog.GroupValue(id.logAttrs(nil)...)
+}
+
+func (id *Identity) logAttrs(attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs, slog.String("user", id.Username), slog.String("key", id.Key.Fingerprint), slog.String("alg", string(id.Algorithm)))
+	if c := id.Certificate; c != nil {
+		attrs = append(attrs, slog.String("cert_key_id", truncate(c.KeyID)), slog.Uint64("cert_serial", c.Serial), slog.String("cert_ca", c.CA))
+	}
+	return attrs
 }
 
 // Verify checks the "Authorization: JWT <token>" header of r and returns the
 // caller's identity. The error wraps exactly one of ErrNoToken,
 // ErrTokenTooLarge, ErrMalformed, ErrBadHeader, ErrBadAlgorithm,
 // ErrBadClaims, ErrUnknownUser, ErrBadSignature, ErrStale, ErrReplay,
-// ErrBinding and ErrUnavailable. A successful Verify uses up the token's
-// nonce: the same token verifies only once. The hooks of [WithErrorHook]
-// and [WithSuccessHook] are called here.
+// ErrBinding, ErrUnavailable, ErrKeyExpired, ErrAddressRefused, ErrRevoked,
+// ErrCertUntrusted, ErrCertType, ErrCertPrincipal, ErrCertExpired and
+// ErrCertOption. A successful Verify uses up the token's nonce: the same
+// token verifies only once. The hooks of [WithErrorHook] and
+// [WithSuccessHook] are called here, and an accepted request is logged
+// ([WithLogger]).
 //
 // When the token binds a body ("hcd"), its Content-Digest header must match
 // the claim, and Verify replaces r.Body with a reader that hashes the body
@@ -283,7 +318,14 @@ type Identity struct {
 // a body is checked at once.
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 	var want expected
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	id, err := v.verifyRequest(r, &want)
+	if v.metrics != nil {
+		v.metrics.Verified(resultKind(err), time.Since(start))
+	}
 	if err != nil {
 		err = withPrefix(err)
 		if v.onError != nil {
@@ -294,6 +336,7 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 	if !want.bodyDigests.empty() {
 		r.Body = v.newBodyChecker(r, want.bodyDigests)
 	}
+	v.logAccepted(r, id)
 	if v.onSuccess != nil {
 		v.onSuccess(r, id)
 	}
@@ -303,7 +346,7 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 // expected is the request a token must be bound to, as far as it is known.
 type expected struct {
 	method  string // "" when unknown (VerifyToken)
-	htu     string // "" when unknown
+	htu     []byte // empty when unknown
 	badHost string // a Host that WithHosts does not name
 	query   string // the raw query, when queryKnown
 	// queryKnown: the query is known (always for a request; with a target
@@ -329,13 +372,14 @@ func (v *Verifier) verifyRequest(r *http.Request, want *expected) (*Identity, er
 	if err != nil {
 		return nil, err
 	}
-	want.htu, want.badHost = v.requestHTU(r)
+	var buf [256]byte // the usual URL fits; a longer one spills to the heap
+	want.htu, want.badHost = v.appendRequestHTU(buf[:0], r)
 	want.method = r.Method
 	want.query, want.queryKnown = r.URL.RawQuery, true
 	want.request = true
 	want.digestLines = r.Header[contentDigestHeader]
 	want.hasBody = r.Body != nil && r.Body != http.NoBody
-	return v.verify(r.Context(), raw, want)
+	return v.verify(r.Context(), raw, want, v.clientAddr(r))
 }
 
 // VerifyToken verifies a token presented outside an HTTP request (from a
@@ -346,7 +390,9 @@ func (v *Verifier) verifyRequest(r *http.Request, want *expected) (*Identity, er
 // empty, those claims are not checked ([WithRequireBinding] still requires
 // them to be present). A body the token binds ("hcd") is not checked: see
 // [Verifier.VerifyTokenWithBody]. The nonce is used up as in
-// [Verifier.Verify]. No hook is called.
+// [Verifier.Verify]. No hook is called; [WithMetrics] metrics are reported.
+// No client address is known here: a key restricted by from= and a
+// certificate with source-address are refused ([ErrAddressRefused]).
 func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
 	return v.VerifyTokenWithBody(ctx, tok, method, target, nil)
 }
@@ -358,7 +404,14 @@ func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) 
 // body. A failure to read body is an error wrapping [ErrUnavailable]. With
 // a nil body it is VerifyToken.
 func (v *Verifier) VerifyTokenWithBody(ctx context.Context, tok, method, target string, body io.Reader) (*Identity, error) {
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	id, err := v.verifyToken(ctx, tok, method, target, body)
+	if v.metrics != nil {
+		v.metrics.Verified(resultKind(err), time.Since(start))
+	}
 	if err != nil {
 		return nil, withPrefix(err)
 	}
@@ -379,14 +432,15 @@ func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string, 
 	}
 	want := expected{method: method, strict: true, body: body}
 	if target != "" {
-		var ok bool
-		if want.htu, ok = normalizeHTU(target); !ok {
+		htu, ok := normalizeHTU(target)
+		if !ok {
 			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, truncate(target))
 		}
+		want.htu = []byte(htu)
 		u, _ := url.Parse(target) // normalizeHTU parsed it
 		want.query, want.queryKnown = u.RawQuery, true
 	}
-	return v.verify(ctx, tok, &want)
+	return v.verify(ctx, tok, &want, netip.Addr{})
 }
 
 // withPrefix names the package at the start of a verification error.
@@ -429,9 +483,10 @@ func trimOWS(s string) string {
 	return s
 }
 
-// requestHTU is the htu a token for r must carry. When r's Host is not one
-// of WithHosts, no htu can match: it returns "" and the Host that came.
-func (v *Verifier) requestHTU(r *http.Request) (htu, badHost string) {
+// appendRequestHTU appends the htu a token for r must carry to dst. When r's
+// Host is not one of WithHosts, no htu can match: it returns nil and the Host
+// that came.
+func (v *Verifier) appendRequestHTU(dst []byte, r *http.Request) (htu []byte, badHost string) {
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
@@ -442,9 +497,9 @@ func (v *Verifier) requestHTU(r *http.Request) (htu, badHost string) {
 		if host == "" {
 			host = "(none)"
 		}
-		return "", host
+		return nil, host
 	}
-	return buildHTU(scheme, host, r.URL.EscapedPath()), ""
+	return appendHTU(dst, scheme, host, r.URL.EscapedPath()), ""
 }
 
 func (v *Verifier) knownHost(scheme, host string) bool {
@@ -458,10 +513,11 @@ func (v *Verifier) knownHost(scheme, host string) bool {
 }
 
 // verify runs the checks in DESIGN.md's order: parse once, look up keys,
-// algorithm from the stored key, signature, time, binding, and last the
-// nonce, so only signed tokens reach the nonce store. Its errors are not
-// yet prefixed.
-func (v *Verifier) verify(ctx context.Context, raw string, want *expected) (*Identity, error) {
+// algorithm from the stored key (or the certified one), signature, what the
+// key's line or certificate allows (addr is the client's, invalid when
+// unknown), time, binding, and last the nonce, so only signed tokens reach
+// the nonce store. Its errors are not yet prefixed.
+func (v *Verifier) verify(ctx context.Context, raw string, want *expected, addr netip.Addr) (*Identity, error) {
 	var t token
 	if err := parseToken(raw, &t); err != nil {
 		return nil, err
@@ -470,19 +526,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, want *expected) (*Ide
 	if spec == nil {
 		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(string(t.alg)))
 	}
-	keys, err := v.keys.PublicKeys(ctx, t.username)
-	if err != nil {
-		return nil, errorf("%w: key store: %w", ErrUnavailable, err)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, t.username)
-	}
-	key, err := verifySignature(&t, spec, keys)
-	if err != nil {
-		return nil, fmt.Errorf("%w (user %q)", err, t.username)
-	}
-
 	now := v.now()
+	key, cert, err := v.authenticate(ctx, &t, spec, addr, now)
+	if err != nil {
+		return nil, err
+	}
 	if err := v.checkTime(&t, now); err != nil {
 		return nil, err
 	}
@@ -499,7 +547,15 @@ func (v *Verifier) verify(ctx context.Context, raw string, want *expected) (*Ide
 	// and as long again for the other verifiers of a fleet, whose clocks may
 	// differ from this one's by up to the window.
 	ttl := time.Duration((t.time-float64(now.UnixNano())/1e9)*1e9) + 2*v.maxSkew + time.Second
-	if err := v.nonces.Use(ctx, t.username, t.nonce, ttl); err != nil {
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
+	err = v.nonces.Use(ctx, t.username, t.nonce, ttl)
+	if v.metrics != nil {
+		v.metrics.NonceStoreUse(time.Since(start), err)
+	}
+	if err != nil {
 		if errors.Is(err, ErrReplay) {
 			return nil, fmt.Errorf("%w (user %q)", ErrReplay, t.username)
 		}
@@ -507,12 +563,13 @@ func (v *Verifier) verify(ctx context.Context, raw string, want *expected) (*Ide
 	}
 	sec, frac := math.Modf(t.time)
 	return &Identity{
-		Username:  t.username,
-		Key:       key,
-		Algorithm: spec.alg,
-		Time:      time.Unix(int64(sec), int64(frac*1e9)),
-		Nonce:     t.nonce,
-		Claims:    t.claimsJSON,
+		Username:    t.username,
+		Key:         key,
+		Algorithm:   spec.alg,
+		Time:        time.Unix(int64(sec), int64(frac*1e9)),
+		Nonce:       t.nonce,
+		Claims:      t.claimsJSON,
+		Certificate: cert,
 	}, nil
 }
 
@@ -545,11 +602,16 @@ func verifySignature(t *token, spec *algSpec, keys []PublicKey) (PublicKey, erro
 		}
 	}
 	fitted := false
-	for _, k := range candidates {
+	for i, k := range candidates {
 		if !spec.fits(k.Key) {
 			continue
 		}
 		fitted = true
+		// The same key on several lines (with other options) is checked
+		// once.
+		if slices.ContainsFunc(candidates[:i], func(o PublicKey) bool { return o.Fingerprint == k.Fingerprint }) {
+			continue
+		}
 		if spec.verify(k.Key, t.signingInput, t.signature) {
 			return k, nil
 		}
@@ -598,10 +660,10 @@ func (v *Verifier) checkBinding(t *token, want *expected) error {
 	if want.badHost != "" && t.hasHTU {
 		return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(want.badHost), strings.Join(v.hosts, ", "))
 	}
-	if want.htu != "" && (t.hasHTU || want.strict) && string(t.htu) != want.htu {
+	if len(want.htu) > 0 && (t.hasHTU || want.strict) && string(t.htu) != string(want.htu) {
 		// Only a client that normalises differently needs the slow path.
-		if got, ok := normalizeHTU(string(t.htu)); !ok || got != want.htu {
-			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, want.htu)
+		if got, ok := normalizeHTU(string(t.htu)); !ok || got != string(want.htu) {
+			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, string(want.htu))
 		}
 	}
 	if want.queryKnown && (t.hasHTQ || want.strict) {

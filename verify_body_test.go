@@ -63,11 +63,11 @@ func TestVerifyBodyBinding(t *testing.T) {
 			}
 			var d bodyDigest
 			d.hashBody(httptest.NewRequest("POST", target, nil))
-			tok, err := s.sign(context.Background(), httptest.NewRequest("POST", target, nil), 0, d.member())
+			auth, err := s.authorization(context.Background(), httptest.NewRequest("POST", target, nil), 0, d.member())
 			if err != nil {
 				t.Fatal(err)
 			}
-			return "JWT " + tok
+			return auth
 		}
 		req := httptest.NewRequest("POST", target, nil)
 		if digest != "" {
@@ -197,7 +197,7 @@ func TestVerifyTokenWithBody(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tok, err = s.sign(context.Background(), httptest.NewRequest("POST", target, nil), 0, []byte{}); err != nil {
+				if tok, err = s.authorization(context.Background(), httptest.NewRequest("POST", target, nil), 0, []byte{}); err != nil {
 					t.Fatal(err)
 				}
 			}

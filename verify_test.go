@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -885,5 +886,100 @@ func TestNonceTTLCoversFleetClocks(t *testing.T) {
 		if min := 2*DefaultMaxSkew - age; rec.ttls[i] < min {
 			t.Errorf("token aged %v: ttl %v, want at least %v", age, rec.ttls[i], min)
 		}
+	}
+}
+
+// TestRefusalBodyAndHooks: WithErrorBody writes the body, the verifier keeps
+// the status and headers (401, and 503 with Retry-After); the hooks see
+// the request, and its context, on both paths.
+func TestRefusalBodyAndHooks(t *testing.T) {
+	k := loadTestKeys(t)
+	type ctxKey struct{}
+	var gotErr, gotOK []string
+	h := newHarness(t,
+		WithErrorBody(func(r *http.Request, err error) (string, []byte) {
+			return "application/json", []byte(`{"error":"` + ErrorKind(err) + `"}`)
+		}),
+		WithErrorHook(func(r *http.Request, err error) {
+			gotErr = append(gotErr, fmt.Sprint(r.Context().Value(ctxKey{}), " ", ErrorKind(err)))
+		}),
+		WithSuccessHook(func(r *http.Request, id *Identity) {
+			gotOK = append(gotOK, fmt.Sprint(r.Context().Value(ctxKey{}), " ", id.Username))
+		}))
+	h.add("alice", k.ed)
+	handler := h.v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	serve := func(auth string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://example.com/", nil)
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "req-7"))
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, r)
+		return w
+	}
+
+	w := serve("JWT " + h.token("alice", k.ed, h.now, nil))
+	if w.Code != 200 {
+		t.Fatalf("good token: %d", w.Code)
+	}
+	w = serve("")
+	if w.Code != 401 || w.Body.String() != `{"error":"no_token"}` || w.Header().Get("Content-Type") != "application/json" ||
+		w.Header().Get("WWW-Authenticate") != `JWT error="no_token"` || w.Header().Get("Date") == "" {
+		t.Fatalf("401: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	h.nonces.limit = 0 // full: the nonce store cannot record
+	w = serve("JWT " + h.token("alice", k.ed, h.now, nil))
+	if w.Code != 503 || w.Body.String() != `{"error":"unavailable"}` || w.Header().Get("Retry-After") == "" ||
+		w.Header().Get("WWW-Authenticate") != `JWT error="unavailable"` {
+		t.Fatalf("503: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	if strings.Join(gotOK, ",") != "req-7 alice" || strings.Join(gotErr, ",") != "req-7 no_token,req-7 unavailable" {
+		t.Fatalf("hooks: ok %q, errors %q", gotOK, gotErr)
+	}
+}
+
+// TestWithHostsMismatchSaysWhich: a token presented under a Host the
+// verifier does not answer to is refused, and the error names the Host that
+// came and the hosts expected (api.example.com does not match
+// api.example.com:8080).
+func TestWithHostsMismatchSaysWhich(t *testing.T) {
+	k := loadTestKeys(t)
+	h := newHarness(t, WithHosts("api.example.com"))
+	h.add("alice", k.ed)
+	req := httptest.NewRequest("GET", "http://api.example.com:8080/x", nil)
+	tok := h.token("alice", k.ed, h.now, req)
+	_, err := h.verify("GET", "http://api.example.com:8080/x", "JWT "+tok)
+	if !errors.Is(err, ErrBinding) || !strings.Contains(err.Error(), `"api.example.com:8080"`) || !strings.Contains(err.Error(), "WithHosts: api.example.com") {
+		t.Fatalf("err = %v, want ErrBinding naming both hosts", err)
+	}
+}
+
+// shortKeyStore hands over its user's Ed25519 key cut to 31 bytes, as a
+// KeyStore of the caller's could.
+type shortKeyStore struct{ pub ed25519.PublicKey }
+
+func (s shortKeyStore) PublicKeys(context.Context, string) ([]PublicKey, error) {
+	return []PublicKey{{Key: s.pub[:ed25519.PublicKeySize-1]}}, nil
+}
+
+// TestVerifyShortEd25519Key: a malformed key from a KeyStore is a bad
+// signature, not a panic in ed25519.Verify.
+func TestVerifyShortEd25519Key(t *testing.T) {
+	k := loadTestKeys(t)
+	v, err := NewVerifier(shortKeyStore{k.ed.Public().(ed25519.PublicKey)}, WithClock(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner("u", k.ed, WithClock(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Sign(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.VerifyToken(context.Background(), tok, "", ""); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("err = %v, want ErrBadSignature", err)
 	}
 }

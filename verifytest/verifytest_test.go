@@ -107,6 +107,8 @@ func TestServerPanicsOnBadKeys(t *testing.T) {
 		"AddKeyFile missing":  func() { srv.AddKeyFile("a", "/nonexistent") },
 		"AddKeyFile no key":   func() { srv.AddKeyFile("a", "keys.go") },
 		"AddKey bad username": func() { srv.AddKey("", GenerateKey(t, Ed25519).Public) },
+		"WithHandler nil":     func() { NewUnstartedServer(WithHandler(nil)) },
+		"bad verifier option": func() { NewUnstartedServer(WithVerifierOptions(asymjwt.WithMaxSkew(0))) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
