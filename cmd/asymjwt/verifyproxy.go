@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,7 +41,10 @@ trailing space cannot be passed as it is: such a request is answered 403.
 X-Forwarded-For, -Host and -Proto are set; the Host header is upstream's.
 
 Bodies and answers stream both ways, flushes pass at once, and Upgrade
-(WebSocket) connections pass. Upstream down: 502; no response headers within
+(WebSocket) connections pass. A body whose token binds it is checked as it
+streams against its Content-Digest: one that does not match is answered
+401 (WWW-Authenticate: JWT error="binding") and upstream gets it cut short,
+never whole. Upstream down: 502; no response headers within
 -upstream-timeout: 504. On SIGTERM or SIGINT the proxy stops accepting,
 lets requests in flight finish within -grace, and exits 0.
 
@@ -304,8 +308,20 @@ func (p *verifyProxy) upstreamAnswered(resp *http.Response) error {
 }
 
 // upstreamFailed is ReverseProxy's ErrorHandler: 504 when upstream did not
-// answer in time, 502 when it could not be reached or broke off.
+// answer in time, 502 when it could not be reached or broke off, and 401
+// when the request's body did not match the Content-Digest its token binds.
 func (p *verifyProxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, asymjwt.ErrBinding) {
+		// The verifier has reported the refusal; upstream got the body cut
+		// short, never whole. Answer as the verifier answers a refusal.
+		h := w.Header()
+		h.Set("WWW-Authenticate", `JWT error="binding"`)
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, "unauthorized\n")
+		return
+	}
 	status, reason := upstreamFault(r, err)
 	if e, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
 		e.fault = reason

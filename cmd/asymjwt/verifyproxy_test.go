@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -645,4 +646,51 @@ func TestVerifyProxyUsage(t *testing.T) {
 			t.Fatalf("the command list lacks the proxies:\n%s", r.stdout)
 		}
 	})
+}
+
+// TestVerifyProxyBodyChangedInFlight: a body that does not match the
+// Content-Digest its token binds is refused as a binding error (upstream
+// gets it cut short, never whole), beside the same request untouched.
+func TestVerifyProxyBodyChangedInFlight(t *testing.T) {
+	t.Parallel()
+	env := newProxyEnv(t)
+	p := env.verifyProxy(t)
+	body := strings.Repeat(`{"to":"bob","amount":1}`, 400)
+	digest, err := asymjwt.ContentDigest(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, sent string
+		status     int
+	}{
+		{"untouched", body, http.StatusOK},
+		{"changed, same length", strings.Replace(body, "bob", "eve", 1), http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// A token for the body and its Content-Digest, as the library's
+			// Transport sends them; the body sent may differ.
+			signed, _ := http.NewRequest("POST", p.URL+"/echo", nil)
+			signed.Header.Set("Content-Digest", digest)
+			tok, err := env.alice.signer.Sign(context.Background(), signed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest("POST", p.URL+"/echo", strings.NewReader(tt.sent))
+			req.Header.Set("Authorization", "JWT "+tok)
+			req.Header.Set("Content-Digest", digest)
+			resp, got := do(t, nil, req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.status)
+			}
+			if tt.status == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != `JWT error="binding"` {
+				t.Fatalf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
+			}
+			if tt.status == http.StatusOK {
+				if e := decodeEcho(t, resp, got); e.BodyLen != int64(len(body)) {
+					t.Fatalf("upstream got %d bytes", e.BodyLen)
+				}
+			}
+		})
+	}
 }
