@@ -59,24 +59,48 @@ func parseToken(s string, t *token) error {
 }
 
 func (t *token) readHeader(data []byte) error {
-	hasAlg := false
+	var h joseHeader
+	if err := h.read(data); err != nil {
+		return err
+	}
+	if h.hasTyp && !strings.EqualFold(h.typ, "JWT") {
+		return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
+	}
+	if !h.hasAlg {
+		return fmt.Errorf("%w: no alg", ErrBadAlgorithm)
+	}
+	t.alg, t.kid = h.alg, h.kid
+	return nil
+}
+
+// joseHeader is what this package reads of a JOSE header: request tokens,
+// assertions and access tokens alike.
+type joseHeader struct {
+	alg, kid       []byte
+	typ            string
+	hasAlg, hasTyp bool
+}
+
+// read scans a JOSE header, refusing keys from elsewhere and extensions.
+func (h *joseHeader) read(data []byte) error {
 	err := jsonscan.ScanObject(data, func(name, value []byte) error {
 		switch string(name) {
 		case "alg":
 			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: alg is not a string", ErrBadAlgorithm)
 			}
-			t.alg, hasAlg = jsonscan.Unquote(value), true
+			h.alg, h.hasAlg = jsonscan.Unquote(value), true
 		case "typ":
-			typ, ok := jsonscan.String(value)
-			if !ok || !strings.EqualFold(typ, "JWT") {
-				return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
+			var ok bool
+			if h.typ, ok = jsonscan.String(value); !ok {
+				return fmt.Errorf("%w: typ is not a string", ErrBadHeader)
 			}
+			h.hasTyp = true
 		case "kid":
 			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)
 			}
-			t.kid = jsonscan.Unquote(value)
+			h.kid = jsonscan.Unquote(value)
 		case "crit", "jku", "jwk", "x5u", "x5c":
 			// Keys from elsewhere are never fetched or trusted (RFC 8725
 			// §3.10), and no extension is understood (RFC 7515 §4.1.11).
@@ -86,9 +110,6 @@ func (t *token) readHeader(data []byte) error {
 	})
 	if err != nil {
 		return headerError(err)
-	}
-	if !hasAlg {
-		return fmt.Errorf("%w: no alg", ErrBadAlgorithm)
 	}
 	return nil
 }

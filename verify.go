@@ -30,6 +30,7 @@ type Verifier struct {
 	publicURL  *url.URL
 	hosts      []string // canonical; nil: the request's Host is believed
 	audience   string
+	issuers    []trustedIssuer // WithTrustedIssuer; nil: no Bearer tokens
 	logger     *slog.Logger
 	onError    func(*http.Request, error)
 	onSuccess  func(*http.Request, *Identity)
@@ -230,26 +231,38 @@ func NewVerifier(keys KeyStore, opts ...VerifierOption) (*Verifier, error) {
 	return v, nil
 }
 
-// Identity is what a verified token tells about the caller.
+// Identity is what a verified token tells about the caller, the same for
+// per-request tokens and access tokens; Kind tells which it was.
 type Identity struct {
-	// Username is the verified "username" claim.
+	// Username is the verified "username" claim (an access token's "sub").
 	Username string
-	// Key is the stored key that verified the signature.
+	// Key is the stored key that verified the signature; for an access
+	// token, the issuer's key, its Fingerprint the key's "kid".
 	Key PublicKey
 	// Algorithm is the token's signature algorithm.
 	Algorithm Algorithm
-	// Time is the token's "time" claim.
+	// Time is the token's "time" claim (an access token's "iat").
 	Time time.Time
 	// Nonce is the token's nonce (a number's JSON text for the original's
-	// numeric nonces).
+	// numeric nonces); for an access token its "jti", which is not used
+	// up: an access token is accepted until it expires.
 	Nonce string
 	// Claims is the token's whole claims set as JSON, for claims this
 	// package does not interpret.
 	Claims []byte
+	// Kind is RequestToken for "Authorization: JWT", AccessToken for
+	// "Authorization: Bearer" (see [WithTrustedIssuer]).
+	Kind TokenKind
+	// Issuer is an access token's "iss"; empty for a request token.
+	Issuer string
+	// Scope is an access token's "scope", space-separated; empty for a
+	// request token, or when none was granted.
+	Scope string
 }
 
-// Verify checks the "Authorization: JWT <token>" header of r and returns the
-// caller's identity. The error wraps exactly one of ErrNoToken,
+// Verify checks the "Authorization: JWT <token>" header of r (or, with
+// [WithTrustedIssuer], "Authorization: Bearer <access token>") and returns
+// the caller's identity. The error wraps exactly one of ErrNoToken,
 // ErrTokenTooLarge, ErrMalformed, ErrBadHeader, ErrBadAlgorithm,
 // ErrBadClaims, ErrUnknownUser, ErrBadSignature, ErrStale, ErrReplay,
 // ErrBinding and ErrUnavailable. A successful Verify uses up the token's
@@ -271,9 +284,12 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 }
 
 func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
-	raw, err := v.tokenFromHeader(r.Header)
+	raw, bearer, err := v.tokenFromHeader(r.Header)
 	if err != nil {
 		return nil, err
+	}
+	if bearer {
+		return v.verifyAccessToken(r.Context(), raw)
 	}
 	htu, badHost := v.requestHTU(r)
 	return v.verify(r.Context(), raw, r.Method, htu, badHost, false)
@@ -325,24 +341,31 @@ func withPrefix(err error) error {
 }
 
 // tokenFromHeader finds the token in the Authorization header, checking its
-// size before anything else.
-func (v *Verifier) tokenFromHeader(h http.Header) (string, error) {
+// size before anything else, and whether it is a Bearer token (taken only
+// when an issuer is trusted).
+func (v *Verifier) tokenFromHeader(h http.Header) (tok string, bearer bool, err error) {
 	values := h["Authorization"]
 	switch {
 	case len(values) == 0:
-		return "", ErrNoToken
+		return "", false, ErrNoToken
 	case len(values) > 1:
-		return "", fmt.Errorf("%w: %d Authorization headers", ErrMalformed, len(values))
+		return "", false, fmt.Errorf("%w: %d Authorization headers", ErrMalformed, len(values))
 	}
 	value := values[0]
-	if len(value) > v.maxSize+len("JWT ") {
-		return "", fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(value))
+	if len(value) > v.maxSize+len("Bearer ") {
+		return "", false, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(value))
 	}
 	scheme, tok, _ := strings.Cut(value, " ")
-	if !strings.EqualFold(scheme, "JWT") {
-		return "", ErrNoToken
+	switch {
+	case strings.EqualFold(scheme, "JWT"):
+		if len(value) > v.maxSize+len("JWT ") {
+			return "", false, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(value))
+		}
+		return trimOWS(tok), false, nil
+	case v.issuers != nil && strings.EqualFold(scheme, "Bearer"):
+		return trimOWS(tok), true, nil
 	}
-	return trimOWS(tok), nil
+	return "", false, ErrNoToken
 }
 
 // trimOWS trims spaces and tabs (RFC 9110 OWS) from both ends of s.
