@@ -6,6 +6,7 @@
 //	asymjwt keygen [-type ed25519|ecdsa|rsa] [-bits N] [-passphrase-file F] [-f] -o FILE
 //	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
 //	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
+//	asymjwt token -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) -url TOKEN_URL [-scope S] [-audience AUD]
 //	asymjwt demo
 //	asymjwt version
 //
@@ -28,6 +29,11 @@
 // its claims as one JSON object. With -method or -url the token must be bound
 // to that request.
 //
+// token signs an RFC 7523 assertion as user NAME (key flags as for header),
+// posts it to the token endpoint at TOKEN_URL for an access token, and
+// prints the endpoint's JSON answer; a refusal exits 1 with the endpoint's
+// error on standard error.
+//
 // demo starts a verifying server on 127.0.0.1, signs requests to it with a
 // key file and an in-process ssh-agent, shows a replayed and a stale token
 // refused, prints what happened and cleans up.
@@ -37,11 +43,12 @@
 // linux/amd64)"; a build from a checkout names its commit when the go tool
 // recorded it. -version and --version do the same.
 //
-// Exit codes: 0 success, 1 the token did not verify (or the demo did not go
-// as expected), 2 a usage or input error (bad flags, an unreadable key file
-// or key directory, a missing passphrase). A usage error prints one line
-// naming the problem and one pointing to "asymjwt <command> -h", which
-// prints the command's full usage.
+// Exit codes: 0 success, 1 the token did not verify (or the token endpoint
+// refused, or the demo did not go as expected), 2 a usage or input error
+// (bad flags, an unreadable key file or key directory, a missing
+// passphrase). A usage error prints one line naming the problem and one
+// pointing to "asymjwt <command> -h", which prints the command's full
+// usage.
 package main
 
 import (
@@ -78,6 +85,7 @@ func commands() []command {
 		{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
 		{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
 		{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
+		{"token", "buy an access token at a token endpoint and print the answer", runToken},
 		{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
 		{"version", "print the version of asymjwt and of the Go that built it", runVersion},
 	}
@@ -121,7 +129,7 @@ func topUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "asymjwt <command> -h" for a command's flags.`)
-	fmt.Fprintln(w, "Exit codes: 0 success, 1 verification failed, 2 usage or input error.")
+	fmt.Fprintln(w, "Exit codes: 0 success, 1 verification failed or refused, 2 usage or input error.")
 }
 
 // newFlagSet returns a FlagSet for a subcommand that prints nothing itself:
