@@ -3,6 +3,7 @@ package asymjwt
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"time"
@@ -26,6 +27,12 @@ const AssertionLifetime = time.Minute
 // SHA-256 fingerprint (see [Fingerprint]), by which a server picks the key.
 // Each call makes a new assertion.
 func (s *Signer) SignAssertion(ctx context.Context, audience string) (string, error) {
+	return s.signAssertion(ctx, audience, "")
+}
+
+// signAssertion is SignAssertion with the header's kid replaced by kid
+// when not empty.
+func (s *Signer) signAssertion(ctx context.Context, audience, kid string) (string, error) {
 	if audience == "" {
 		return "", errorf("SignAssertion: empty audience")
 	}
@@ -49,7 +56,20 @@ func (s *Signer) SignAssertion(ctx context.Context, audience string) (string, er
 	c = append(c, `,"jti":"`...)
 	c = jws.AppendSegment(c, jti[:])
 	c = append(c, `"}`...)
-	tok, err := s.key.Load().signJWS(ctx, c)
+	k := s.key.Load()
+	prefix := k.prefix
+	if kid != "" {
+		header, err := json.Marshal(struct {
+			Alg Algorithm `json:"alg"`
+			Typ string    `json:"typ"`
+			Kid string    `json:"kid"`
+		}{k.spec.alg, "JWT", kid})
+		if err != nil {
+			return "", s.signError(err)
+		}
+		prefix = string(jws.AppendSegment(nil, header)) + "."
+	}
+	tok, err := k.signCompact(ctx, prefix, c)
 	if err != nil {
 		return "", s.signError(err)
 	}
@@ -65,7 +85,11 @@ func (s *Signer) SignAssertion(ctx context.Context, audience string) (string, er
 // [NewClientCredentialsTokenSource]); any key this package loads can sign
 // it, a key held by ssh-agent included.
 func (s *Signer) ClientAssertion(ctx context.Context, audience string) (url.Values, error) {
-	a, err := s.SignAssertion(ctx, audience)
+	return s.clientAssertion(ctx, audience, "")
+}
+
+func (s *Signer) clientAssertion(ctx context.Context, audience, kid string) (url.Values, error) {
+	a, err := s.signAssertion(ctx, audience, kid)
 	if err != nil {
 		return nil, err
 	}

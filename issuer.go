@@ -216,8 +216,14 @@ func (is *Issuer) sign(ctx context.Context, claims []byte, exp time.Time) (strin
 
 // signJWS returns the compact JWS of claims under the key's header.
 func (k *signingKey) signJWS(ctx context.Context, claims []byte) (string, error) {
-	tok := make([]byte, 0, len(k.prefix)+jws.SegmentLen(len(claims))+1+jws.SegmentLen(512))
-	tok = append(tok, k.prefix...)
+	return k.signCompact(ctx, k.prefix, claims)
+}
+
+// signCompact returns the compact JWS of claims under prefix, an encoded
+// header and its dot, which must name the key's algorithm.
+func (k *signingKey) signCompact(ctx context.Context, prefix string, claims []byte) (string, error) {
+	tok := make([]byte, 0, len(prefix)+jws.SegmentLen(len(claims))+1+jws.SegmentLen(512))
+	tok = append(tok, prefix...)
 	tok = jws.AppendSegment(tok, claims)
 	var sigBuf [2 * 66]byte
 	sig, err := k.signature(ctx, tok, &sigBuf)

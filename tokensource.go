@@ -16,6 +16,7 @@ import (
 type exchangeConfig struct {
 	scopes   []string
 	audience string
+	kid      string // "" for the key's fingerprint
 }
 
 // WithScopes asks for scopes in every exchange ("scope" parameter, RFC
@@ -46,6 +47,21 @@ func WithAssertionAudience(aud string) ExchangeOption {
 			return optionError("WithAssertionAudience", "empty audience")
 		}
 		c.audience = aud
+		return nil
+	})
+}
+
+// WithAssertionKeyID sets the "kid" of the assertions' header, for a
+// server that registered the client's public key under a key ID of its own
+// choosing (an OpenID provider's service account key, for example). The
+// default is the key's SHA-256 fingerprint ([Fingerprint]), which a
+// [TokenEndpoint] uses. kid must not be empty.
+func WithAssertionKeyID(kid string) ExchangeOption {
+	return exchangeOptionFunc(func(c *exchangeConfig) error {
+		if kid == "" {
+			return optionError("WithAssertionKeyID", "empty key ID")
+		}
+		c.kid = kid
 		return nil
 	})
 }
@@ -125,7 +141,7 @@ func (b *bearerGrantSource) Token() (*oauth2.Token, error) {
 		}
 		// The chain ended (expired, revoked): begin anew with the key.
 	}
-	assertion, err := b.signer.SignAssertion(b.ctx, b.cfg.audience)
+	assertion, err := b.signer.signAssertion(b.ctx, b.cfg.audience, b.cfg.kid)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +182,7 @@ type clientCredentialsSource struct {
 }
 
 func (c clientCredentialsSource) Token() (*oauth2.Token, error) {
-	params, err := c.signer.ClientAssertion(c.ctx, c.cfg.audience)
+	params, err := c.signer.clientAssertion(c.ctx, c.cfg.audience, c.cfg.kid)
 	if err != nil {
 		return nil, err
 	}

@@ -228,5 +228,23 @@ func TestClientCredentialsTokenSource(t *testing.T) {
 		if claims["iss"] != "svc-42" || claims["sub"] != "svc-42" || claims["aud"] != srv.URL+"/token" || claims["jti"] == nil || exp-iat != 60 {
 			t.Fatalf("assertion claims %v", claims)
 		}
+		if fp, _ := Fingerprint(keys.rsa.Public()); !strings.Contains(headerOf(t, f.Get("client_assertion")), `"kid":"`+fp+`"`) {
+			t.Fatalf("header %s: want the key's fingerprint as kid", headerOf(t, f.Get("client_assertion")))
+		}
+	}
+
+	src, err = NewClientCredentialsTokenSource(ctx, s, srv.URL+"/token", WithAssertionKeyID("key-7"), WithAssertionAudience("https://id.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Token(); err != nil {
+		t.Fatal(err)
+	}
+	a := forms[2].Get("client_assertion")
+	if h := headerOf(t, a); h != `{"alg":"RS512","typ":"JWT","kid":"key-7"}` {
+		t.Fatalf("header %s", h)
+	}
+	if c := verifyWithGolangJWT(t, a, keys.rsa.Public(), RS512); c["aud"] != "https://id.example.com" {
+		t.Fatalf("aud %v", c["aud"])
 	}
 }
