@@ -1,6 +1,7 @@
 package asymjwt
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -214,7 +215,7 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, raw string) (*Identity
 	sec, frac := math.Modf(c.iat)
 	return &Identity{
 		Username:  c.sub,
-		Key:       PublicKey{Key: k.Key, Fingerprint: k.KeyID, Comment: "issuer " + c.iss},
+		Key:       PublicKey{Key: k.Key, Fingerprint: k.KeyID, Comment: c.iss},
 		Algorithm: spec.alg,
 		Time:      time.Unix(int64(sec), int64(frac*1e9)),
 		Nonce:     c.jti,
@@ -227,8 +228,8 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, raw string) (*Identity
 
 // isAccessTokenType accepts "at+jwt" and its full media type, without
 // case (RFC 7515 §4.1.9, RFC 9068 §2.1).
-func isAccessTokenType(typ string) bool {
-	return strings.EqualFold(typ, accessTokenType) || strings.EqualFold(typ, "application/"+accessTokenType)
+func isAccessTokenType(typ []byte) bool {
+	return bytes.EqualFold(typ, []byte(accessTokenType)) || bytes.EqualFold(typ, []byte("application/"+accessTokenType))
 }
 
 // isBearer reports whether an Authorization header value uses the Bearer

@@ -1,9 +1,9 @@
 package asymjwt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/asymjwt/asymjwt/internal/jsonscan"
 	"github.com/asymjwt/asymjwt/internal/jws"
@@ -63,7 +63,7 @@ func (t *token) readHeader(data []byte) error {
 	if err := h.read(data); err != nil {
 		return err
 	}
-	if h.hasTyp && !strings.EqualFold(h.typ, "JWT") {
+	if h.hasTyp && !bytes.EqualFold(h.typ, []byte("JWT")) {
 		return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
 	}
 	if !h.hasAlg {
@@ -76,8 +76,7 @@ func (t *token) readHeader(data []byte) error {
 // joseHeader is what this package reads of a JOSE header: request tokens,
 // assertions and access tokens alike.
 type joseHeader struct {
-	alg, kid       []byte
-	typ            string
+	alg, kid, typ  []byte
 	hasAlg, hasTyp bool
 }
 
@@ -91,11 +90,10 @@ func (h *joseHeader) read(data []byte) error {
 			}
 			h.alg, h.hasAlg = jsonscan.Unquote(value), true
 		case "typ":
-			var ok bool
-			if h.typ, ok = jsonscan.String(value); !ok {
+			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: typ is not a string", ErrBadHeader)
 			}
-			h.hasTyp = true
+			h.typ, h.hasTyp = jsonscan.Unquote(value), true
 		case "kid":
 			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)

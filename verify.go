@@ -237,7 +237,8 @@ type Identity struct {
 	// Username is the verified "username" claim (an access token's "sub").
 	Username string
 	// Key is the stored key that verified the signature; for an access
-	// token, the issuer's key, its Fingerprint the key's "kid".
+	// token, the issuer's key, its Fingerprint the key's "kid" and its
+	// Comment the issuer.
 	Key PublicKey
 	// Algorithm is the token's signature algorithm.
 	Algorithm Algorithm
