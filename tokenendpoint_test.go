@@ -662,3 +662,58 @@ func FuzzAssertion(f *testing.F) {
 		}
 	})
 }
+
+// TestExchangeNoSecrets (SECURITY.md C5 for the exchange): refused
+// assertions, refresh tokens and access tokens leave no part of a token in
+// the log, in an error or in an answer.
+func TestExchangeNoSecrets(t *testing.T) {
+	keys := loadTestKeys(t)
+	var errs []string
+	var mu sync.Mutex
+	hook := WithErrorHook(func(_ *http.Request, err error) {
+		mu.Lock()
+		errs = append(errs, err.Error())
+		mu.Unlock()
+	})
+	x := newExchange(t, nil, hook)
+	x.addUser("bob", keys.ed)
+	assertion := jwsOf(t, keys.ed, EdDSA, `{"alg":"EdDSA"}`, mustJSON(t, rfc7523Claims(x, "bob", nil)))
+	a := x.grant(assertion)
+	wantOK(t, a)
+	at, rt := a.str("access_token"), a.str("refresh_token")
+	wantOK(t, x.refreshWith(rt))
+
+	var answers []string
+	for _, ans := range []tokenAnswer{
+		x.grant(assertion),                     // a replay
+		x.refreshWith(rt),                      // a reuse
+		x.refreshWith(rt[:23] + "x" + rt[24:]), // a wrong secret
+		x.grant(at),                            // an access token as assertion
+	} {
+		answers = append(answers, ans.raw)
+	}
+	x.call("JWT " + at)
+	x.call("Bearer " + flipSignatureBit(at))
+	x.call("Bearer " + at[:len(at)-3])
+
+	secrets := map[string]string{}
+	for name, tok := range map[string]string{"assertion": assertion, "access token": at} {
+		parts := strings.Split(tok, ".")
+		secrets[name+" claims"], secrets[name+" signature"] = parts[1], parts[2][:20]
+	}
+	_, secret, _ := strings.Cut(rt, ".")
+	secrets["refresh token secret"] = secret
+	mu.Lock()
+	all := append(append([]string{x.log.String()}, errs...), answers...)
+	mu.Unlock()
+	if len(errs) < 3 || !strings.Contains(x.log.String(), "token request refused") {
+		t.Fatalf("the refusals were not all logged: %d errors, log %q", len(errs), x.log.String())
+	}
+	for name, s := range secrets {
+		for _, text := range all {
+			if strings.Contains(text, s) {
+				t.Errorf("the %s appears in %q", name, text)
+			}
+		}
+	}
+}
