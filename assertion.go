@@ -115,6 +115,9 @@ func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string) (*asser
 	if err := c.read(p.Claims); err != nil {
 		return nil, err
 	}
+	if c.hasScope && !validScope(c.scope) {
+		return nil, fmt.Errorf("%w: scope is not valid", ErrBadClaims)
+	}
 	if c.hasUsername {
 		// One user, named once: "iss" and "sub" may repeat it, no more.
 		if (c.hasIss && c.iss != c.username) || (c.hasSub && c.sub != c.username) {
@@ -142,8 +145,6 @@ func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string) (*asser
 		return nil, fmt.Errorf("%w: no exp", ErrBadClaims)
 	case len(c.aud) == 0:
 		return nil, fmt.Errorf("%w: no aud", ErrBadClaims)
-	case c.hasScope && !validScope(c.scope):
-		return nil, fmt.Errorf("%w: scope is not valid", ErrBadClaims)
 	}
 	t.signingInput, t.signature = p.SigningInput, p.Signature
 	spec := v.algorithm(t.alg)

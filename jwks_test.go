@@ -347,3 +347,26 @@ func TestRemoteKeySetVerifier(t *testing.T) {
 	}
 	check("2")
 }
+
+// TestRemoteKeySetRedirect: the default client follows a redirect to https
+// or loopback only.
+func TestRemoteKeySetRedirect(t *testing.T) {
+	keys := loadTestKeys(t)
+	js := newJWKSServer(t, keys.ed)
+	for _, tt := range []struct {
+		to string
+		ok bool
+	}{
+		{js.srv.URL, true},
+		{"http://example.com/jwks", false},
+	} {
+		redir := httptest.NewServer(http.RedirectHandler(tt.to, http.StatusFound))
+		rs, _ := NewRemoteKeySet("https://i.example.com", redir.URL)
+		kid, _ := Thumbprint(keys.ed.Public())
+		_, found, err := rs.IssuerKey(t.Context(), kid)
+		redir.Close()
+		if found != tt.ok || (err == nil) != tt.ok {
+			t.Fatalf("redirect to %s: found %v, %v", tt.to, found, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package asymjwt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,8 +61,8 @@ type fetchedKeys struct {
 }
 
 // WithHTTPClient sets the client a [RemoteKeySet] fetches with; the
-// default has a 10 s timeout and no proxy from the environment. c must not
-// be nil.
+// default has a 10 s timeout, takes no proxy from the environment, and
+// follows at most three redirects, to https only. c must not be nil.
 func WithHTTPClient(c *http.Client) RemoteKeySetOption {
 	return remoteKeySetOptionFunc(func(s *RemoteKeySet) error {
 		if c == nil {
@@ -112,7 +113,7 @@ func NewRemoteKeySet(issuer, jwksURL string, opts ...RemoteKeySetOption) (*Remot
 	s := &RemoteKeySet{
 		issuer:      issuer,
 		url:         jwksURL,
-		client:      &http.Client{Timeout: jwksTimeout, Transport: &http.Transport{}},
+		client:      &http.Client{Timeout: jwksTimeout, Transport: &http.Transport{}, CheckRedirect: jwksRedirect},
 		now:         time.Now,
 		minInterval: DefaultRefreshInterval,
 		maxAge:      DefaultMaxKeyAge,
@@ -126,6 +127,19 @@ func NewRemoteKeySet(issuer, jwksURL string, opts ...RemoteKeySetOption) (*Remot
 		return nil, optionError("WithMaxKeyAge", fmt.Sprintf("%v is shorter than the refresh interval %v", s.maxAge, s.minInterval))
 	}
 	return s, nil
+}
+
+// jwksRedirect lets the default client follow at most three redirects,
+// each to https (or to loopback): keys fetched over plain HTTP could be
+// anyone's.
+func jwksRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 3 {
+		return errors.New("stopped after 3 redirects")
+	}
+	if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && isLoopback(req.URL.Hostname())) {
+		return fmt.Errorf("redirect to %s://%s refused: not https", req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 // isLoopback reports whether host names the loopback interface.
