@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/asymjwt/asymjwt/internal/jsonscan"
 	"github.com/asymjwt/asymjwt/internal/jws"
 )
 
@@ -32,91 +31,21 @@ type assertionGrant struct {
 	scope    string // the "scope" claim, if any
 }
 
-// assertionClaims are the claims of an RFC 7523 assertion this package
-// reads; "prn" and any others are ignored.
-type assertionClaims struct {
-	iss, sub, jti, nonce, scope string
-	hasIss, hasSub, hasScope    bool
-	exp, iat, nbf               float64
-	hasExp, hasIat, hasNbf      bool
-	aud                         []string
-	hasUsername                 bool
-	username                    string
-}
-
-func (c *assertionClaims) read(data []byte) error {
-	err := jsonscan.ScanObject(data, func(name, value []byte) error {
-		ok := true
-		switch string(name) {
-		case "username":
-			c.username, _ = jsonscan.String(value)
-			c.hasUsername = true
-		case "iss":
-			c.iss, ok = jsonscan.String(value)
-			c.hasIss = true
-		case "sub":
-			c.sub, ok = jsonscan.String(value)
-			c.hasSub = true
-		case "jti":
-			c.jti, ok = jsonscan.String(value)
-			ok = ok && c.jti != "" && len(c.jti) <= maxNonceLen
-		case "nonce":
-			if c.nonce, ok = jsonscan.String(value); !ok && len(value) > 0 && (value[0] == '-' || ('0' <= value[0] && value[0] <= '9')) {
-				c.nonce, ok = string(value), true
-			}
-			ok = ok && c.nonce != "" && len(c.nonce) <= maxNonceLen
-		case "scope":
-			c.scope, ok = jsonscan.String(value)
-			c.hasScope = true
-		case "exp":
-			c.exp, ok = jsonscan.Number(value)
-			c.hasExp = true
-		case "iat":
-			c.iat, ok = jsonscan.Number(value)
-			c.hasIat = true
-		case "nbf":
-			c.nbf, ok = jsonscan.Number(value)
-			c.hasNbf = true
-		case "aud":
-			var s string
-			if s, ok = jsonscan.String(value); ok {
-				c.aud = []string{s}
-			} else {
-				c.aud, ok = jsonscan.StringArray(value)
-			}
-		}
-		if !ok {
-			return fmt.Errorf("%w: %s is not valid", ErrBadClaims, name)
-		}
-		return nil
-	})
-	if err != nil {
-		return headerError(err)
-	}
-	return nil
-}
-
 // verifyAssertion checks the assertion of a jwt-bearer grant. Its errors
 // wrap the verifier's sentinels, unprefixed.
 func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string) (*assertionGrant, error) {
 	v := e.verifier
-	if len(raw) > v.maxSize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(raw))
-	}
-	p, err := jws.Decode(raw)
+	p, err := decodeCompact(raw, v.maxSize)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, err
 	}
 	var t token
 	if err := t.readHeader(p.Header); err != nil {
 		return nil, err
 	}
-	var c assertionClaims
+	var c jwtClaims
 	if err := c.read(p.Claims); err != nil {
 		return nil, err
-	}
-	if c.hasScope && !validScope(c.scope) {
-		return nil, fmt.Errorf("%w: scope is not valid", ErrBadClaims)
 	}
 	if c.hasUsername {
 		// One user, named once: "iss" and "sub" may repeat it, no more.
