@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asymjwt/asymjwt/internal/sigconv"
 	"golang.org/x/crypto/ssh"
@@ -151,8 +151,15 @@ func (a *Agent) Keys(ctx context.Context) ([]AgentKeyInfo, error) {
 // Key returns the agent's key that selector names: its SHA-256 fingerprint
 // ("SHA256:..." as ssh-keygen -l prints it) or its comment. An empty selector
 // chooses the agent's only key. Only keys this package can sign with
-// (Ed25519, ECDSA P-256/P-384/P-521, RSA of 2048 bits or more; no
-// certificates) are considered.
+// (Ed25519, ECDSA P-256/P-384/P-521, RSA of 2048 bits or more) are
+// considered.
+//
+// An agent lists a certificate added with its key (ssh-add of a key with a
+// -cert.pub beside it) as an entry of its own; such entries are paired with
+// their key by its public half, and count as the same key. The key returned
+// carries the user certificate (see [CertifiedKey]): one valid now when the
+// agent holds several, else the first listed. A key held only as a
+// certificate is signed with through the certificate's entry.
 //
 // When no key matches the error wraps [ErrAgentKeyNotFound], when several
 // match (or selector is empty and the agent holds several keys) it wraps
@@ -169,11 +176,15 @@ func (a *Agent) Key(ctx context.Context, selector string) (Key, error) {
 
 // KeyForPublicKey returns the agent's key whose public half is pub: an
 // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey, or an ssh.PublicKey
-// such as ssh.ParseAuthorizedKey returns for a ".pub" file. When the agent
+// such as ssh.ParseAuthorizedKey returns for a ".pub" file (for a
+// certificate, the key it certifies). When the agent
 // does not hold it the error wraps [ErrAgentKeyNotFound] and is an
 // [*AgentKeyChoiceError].
 func (a *Agent) KeyForPublicKey(ctx context.Context, pub crypto.PublicKey) (Key, error) {
 	var want string
+	if cert, ok := pub.(*ssh.Certificate); ok {
+		pub = cert.Key
+	}
 	if sshPub, ok := pub.(ssh.PublicKey); ok {
 		want = ssh.FingerprintSHA256(sshPub)
 	} else {
@@ -186,11 +197,14 @@ func (a *Agent) KeyForPublicKey(ctx context.Context, pub crypto.PublicKey) (Key,
 	return a.choose(ctx, want, func(e *agentKeyEntry) bool { return e.fingerprint == want })
 }
 
-// agentKeyEntry is a usable key from the agent's list.
+// agentKeyEntry is a usable key from the agent's list, with the user
+// certificates the agent holds for it.
 type agentKeyEntry struct {
-	key         *agent.Key
+	key         *agent.Key // the plain key's entry, or a certificate's
 	pub         crypto.PublicKey
 	fingerprint string
+	certs       []*ssh.Certificate
+	plain       bool // key is the plain key's own entry
 }
 
 // choose picks the one usable key that match accepts, from the cached list
@@ -248,14 +262,24 @@ func (a *Agent) refresh(ctx context.Context) ([]*agent.Key, error) {
 		return nil, err
 	}
 	var usable []agentKeyEntry
-	seen := make(map[string]bool)
+	index := make(map[string]int) // fingerprint -> usable[i]
 	for _, k := range all {
 		e, ok := usableAgentKey(k)
-		if !ok || seen[e.fingerprint] {
+		if !ok {
 			continue
 		}
-		seen[e.fingerprint] = true
-		usable = append(usable, e)
+		i, seen := index[e.fingerprint]
+		if !seen {
+			index[e.fingerprint] = len(usable)
+			usable = append(usable, e)
+			continue
+		}
+		// A key and its certificates are one key; sign through the plain
+		// key's entry when there is one.
+		if e.plain && !usable[i].plain {
+			usable[i].key, usable[i].plain = e.key, true
+		}
+		usable[i].certs = append(usable[i].certs, e.certs...)
 	}
 	a.mu.Lock()
 	a.keys, a.have = usable, true
@@ -263,17 +287,27 @@ func (a *Agent) refresh(ctx context.Context) ([]*agent.Key, error) {
 	return all, nil
 }
 
-// usableAgentKey parses a listed key and reports whether it is one this
-// package signs with.
+// usableAgentKey parses a listed key or certificate and reports whether its
+// key is one this package signs with.
 func usableAgentKey(k *agent.Key) (agentKeyEntry, bool) {
+	plain := true
 	switch k.Format {
 	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSA:
+	case ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01, ssh.CertAlgoRSAv01:
+		plain = false
 	default:
 		return agentKeyEntry{}, false
 	}
 	sshPub, err := ssh.ParsePublicKey(k.Blob)
 	if err != nil || sshPub.Type() != k.Format {
 		return agentKeyEntry{}, false
+	}
+	var certs []*ssh.Certificate
+	if cert, ok := sshPub.(*ssh.Certificate); ok {
+		sshPub = cert.Key
+		if cert.CertType == ssh.UserCert {
+			certs = []*ssh.Certificate{cert}
+		}
 	}
 	cpk, ok := sshPub.(ssh.CryptoPublicKey)
 	if !ok {
@@ -283,18 +317,34 @@ func usableAgentKey(k *agent.Key) (agentKeyEntry, bool) {
 	if checkPublicKey(pub) != nil {
 		return agentKeyEntry{}, false
 	}
-	return agentKeyEntry{key: k, pub: pub, fingerprint: ssh.FingerprintSHA256(sshPub)}, true
+	return agentKeyEntry{key: k, pub: pub, fingerprint: ssh.FingerprintSHA256(sshPub), certs: certs, plain: plain}, true
 }
 
 func (a *Agent) newKey(e agentKeyEntry) *agentKey {
-	return &agentKey{agent: a, key: e.key, pub: e.pub}
+	return &agentKey{agent: a, key: e.key, pub: e.pub, cert: chooseCertificate(e.certs, time.Now())}
+}
+
+// chooseCertificate picks, among a key's user certificates, the first valid
+// at now, else the first.
+func chooseCertificate(certs []*ssh.Certificate, now time.Time) *ssh.Certificate {
+	t := uint64(max(now.Unix(), 0))
+	for _, c := range certs {
+		if c.ValidAfter <= t && (c.ValidBefore == ssh.CertTimeInfinity || t < c.ValidBefore) {
+			return c
+		}
+	}
+	if len(certs) > 0 {
+		return certs[0]
+	}
+	return nil
 }
 
 // agentKey is a Key held by an ssh-agent.
 type agentKey struct {
 	agent *Agent
-	key   *agent.Key // as listed: Format is the key type, Blob the public key
+	key   *agent.Key // as listed: the key's entry, or its certificate's
 	pub   crypto.PublicKey
+	cert  *ssh.Certificate // the user certificate sent with tokens; nil for none
 }
 
 func (k *agentKey) Public() crypto.PublicKey { return k.pub }

@@ -208,17 +208,24 @@ func (a *algSpec) digest(msg []byte, buf *[64]byte) []byte {
 // ECDSA signatures are the fixed-width r||s of RFC 7518 §3.4; PSS accepts
 // any salt length, as RFC 7518 §3.5 leaves it to the signer.
 func (a *algSpec) verify(pub crypto.PublicKey, signingInput, sig []byte) bool {
-	var buf [64]byte
+	// A digest buffer per case: rsa.VerifyPSS leaks its digest to the heap,
+	// which would take a shared buffer with it on every verification.
 	switch a.key {
 	case ed25519Key:
-		return ed25519.Verify(pub.(ed25519.PublicKey), signingInput, sig)
+		// ed25519.Verify panics on a key of another length, which a
+		// KeyStore may hand over.
+		k := pub.(ed25519.PublicKey)
+		return len(k) == ed25519.PublicKeySize && ed25519.Verify(k, signingInput, sig)
 	case rsaKey:
 		k := pub.(*rsa.PublicKey)
 		if a.pss {
+			var buf [64]byte
 			return rsa.VerifyPSS(k, a.hash, a.digest(signingInput, &buf), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
 		}
+		var buf [64]byte
 		return rsa.VerifyPKCS1v15(k, a.hash, a.digest(signingInput, &buf), sig) == nil
 	case ecdsaKey:
+		var buf [64]byte
 		var der [sigconv.MaxDERLen]byte
 		n, ok := sigconv.PutJWSAsDER(der[:], sig, a.size)
 		return ok && ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), a.digest(signingInput, &buf), der[:n])

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/asymjwt/asymjwt/internal/jws"
@@ -20,20 +21,23 @@ import (
 //   - an RFC 7523 §3 assertion, as golang.org/x/oauth2/jwt sends it ("iss",
 //     "sub", "aud", "exp", "iat", optional "jti" and "scope"), checked below.
 //
-// Either way the key and algorithm come from the user's stored keys, and
-// the assertion is recorded in the verifier's nonce store only after its
-// signature verified.
+// Either way the key and algorithm come from the user's stored keys (or an
+// OpenSSH certificate from a trusted CA, with every check a request gets:
+// the key's expiry-time and from=, revocation), and the assertion is
+// recorded in the verifier's nonce store only after its signature
+// verified.
 
 // assertionGrant is what a verified assertion grants.
 type assertionGrant struct {
 	username string
-	keyID    string // fingerprint of the user's key that signed it
-	scope    string // the "scope" claim, if any
+	keyID    string           // fingerprint of the user's key that signed it
+	cert     *CertificateInfo // the certificate that key was trusted through, if any
+	scope    string           // the "scope" claim, if any
 }
 
-// verifyAssertion checks the assertion of a jwt-bearer grant. Its errors
-// wrap the verifier's sentinels, unprefixed.
-func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string) (*assertionGrant, error) {
+// verifyAssertion checks the assertion of a jwt-bearer grant, sent from
+// addr. Its errors wrap the verifier's sentinels, unprefixed.
+func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string, addr netip.Addr) (*assertionGrant, error) {
 	v := e.verifier
 	p, err := decodeCompact(raw, v.maxSize)
 	if err != nil {
@@ -52,11 +56,11 @@ func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string) (*asser
 		if (c.hasIss && c.iss != c.username) || (c.hasSub && c.sub != c.username) {
 			return nil, fmt.Errorf("%w: iss or sub differs from username", ErrBadClaims)
 		}
-		id, err := v.verify(ctx, raw, http.MethodPost, e.tokenHTU, "", false)
+		id, err := v.verify(ctx, raw, http.MethodPost, []byte(e.tokenHTU), "", false, addr)
 		if err != nil {
 			return nil, err
 		}
-		return &assertionGrant{username: id.Username, keyID: id.Key.Fingerprint, scope: c.scope}, nil
+		return &assertionGrant{username: id.Username, keyID: id.Key.Fingerprint, cert: id.Certificate, scope: c.scope}, nil
 	}
 
 	// RFC 7523 §3.
@@ -75,25 +79,23 @@ func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string) (*asser
 	case len(c.aud) == 0:
 		return nil, fmt.Errorf("%w: no aud", ErrBadClaims)
 	}
-	t.signingInput, t.signature = p.SigningInput, p.Signature
 	spec := v.algorithm(t.alg)
 	if spec == nil {
 		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(string(t.alg)))
 	}
-	keys, err := v.keys.PublicKeys(ctx, username)
-	if err != nil {
-		return nil, errorf("%w: key store: %w", ErrUnavailable, err)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, username)
-	}
-	key, err := verifySignature(&t, spec, keys)
-	if err != nil {
-		return nil, fmt.Errorf("%w (user %q)", err, username)
-	}
-
 	now := v.now()
 	secs := float64(now.UnixNano()) / 1e9
+	// The request token's route to the key: stored keys with their
+	// options, or a certificate, whose validity is judged at "iat".
+	t.signingInput, t.signature, t.username, t.time = p.SigningInput, p.Signature, username, secs
+	if c.hasIat {
+		t.time = c.iat
+	}
+	key, cert, err := v.authenticate(ctx, &t, spec, addr, now)
+	if err != nil {
+		return nil, err
+	}
+
 	skew := v.maxSkew.Seconds()
 	switch {
 	case secs >= c.exp+skew:
@@ -130,7 +132,7 @@ func (e *TokenEndpoint) verifyAssertion(ctx context.Context, raw string) (*asser
 		}
 		return nil, errorf("%w: nonce store: %w", ErrUnavailable, err)
 	}
-	return &assertionGrant{username: username, keyID: key.Fingerprint, scope: c.scope}, nil
+	return &assertionGrant{username: username, keyID: key.Fingerprint, cert: cert, scope: c.scope}, nil
 }
 
 // isAudience reports whether aud names this endpoint: its token URL (as

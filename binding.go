@@ -33,11 +33,20 @@ func appendRequestHTU(dst []byte, r *http.Request) []byte {
 
 // buildHTU assembles a normalised htu.
 func buildHTU(scheme, host, path string) string {
+	var buf [128]byte
+	return string(appendHTU(buf[:0], scheme, host, path))
+}
+
+// appendHTU appends a normalised htu to dst.
+func appendHTU(dst []byte, scheme, host, path string) []byte {
 	if path == "" {
 		path = "/"
 	}
 	scheme = strings.ToLower(scheme)
-	return scheme + "://" + canonicalHost(scheme, host) + path
+	dst = append(dst, scheme...)
+	dst = append(dst, "://"...)
+	dst = append(dst, canonicalHost(scheme, host)...)
+	return append(dst, path...)
 }
 
 // requestHost is the host an outgoing request goes to as the server sees

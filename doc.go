@@ -31,6 +31,17 @@
 // only RS512), ECDSA keys ES256, ES384 or ES512 by curve, Ed25519 keys
 // EdDSA. There is no HMAC and no "none".
 //
+// A key that carries an OpenSSH user certificate ([CertifiedKey]) adds one
+// header parameter, "sshcert": the certificate's wire form (RFC 4251
+// encoding, as in OpenSSH's PROTOCOL.certkeys) in standard base64 with
+// padding, exactly the second field of a -cert.pub file. "kid" remains the
+// fingerprint of the key itself, so a verifier that stores the key (and the
+// original library, which ignores header parameters it does not know)
+// verifies such a token as any other. A verifier that does not store the
+// key accepts it when the certificate is signed by a CA it trusts for the
+// user ([WithTrustedCAs], a cert-authority line) and allows the request;
+// the certificate is never trusted by itself, and nothing is fetched.
+//
 // # Client
 //
 //	key, err := asymjwt.KeyFromFile("~/.ssh/id_ed25519")
@@ -53,7 +64,16 @@
 // 401 with "WWW-Authenticate: JWT error=<kind>" ([ErrorKind]); the reason
 // goes to the logger ([WithLogger]) and hooks ([WithErrorHook]), never to
 // the client. A fleet of servers shares its record of used nonces through
-// Redis (package redisnonce).
+// Redis (package redisnonce). [WithMetrics] reports each verification and
+// the stores' latency to a [VerifierMetrics] of the server's own.
+//
+// # Gateways
+//
+// A verifying reverse proxy in front of a service in another language (as
+// the asymjwt command's verify-proxy is) passes the caller on in the
+// [UserHeader] and [KeyHeader] headers: [SetIdentityHeaders] sets them after
+// removing every copy a client sent, in any spelling a service could read as
+// one ([StripIdentityHeaders]).
 //
 // # Access tokens
 //
@@ -108,6 +128,21 @@
 // its start, and wraps a sentinel ([ErrStale], [ErrKeyFormat], ...) or is a
 // typed error ([*KeyError], [*AgentError], [*LineError], [*RefusedError]).
 //
+// # Certificates
+//
+// A server may trust a CA instead of every key, as sshd's TrustedUserCAKeys
+// and cert-authority lines do:
+//
+//	cas, _ := asymjwt.ParseCertAuthorities(trustedUserCAKeys)
+//	v, err := asymjwt.NewVerifier(keys, asymjwt.WithTrustedCAs(cas...))
+//
+// and a client's key file with its -cert.pub beside it, or a key in
+// ssh-agent with its certificate, needs no change. [Identity] then carries
+// the certificate's key ID and serial. authorized_keys options are honoured
+// or the line is skipped: expiry-time, from= (see [WithClientAddr]),
+// principals= on cert-authority lines; revoked keys and certificates come
+// from [WithRevocationFile] (an OpenSSH KRL or a list).
+//
 // # Security model
 //
 // The verifier parses a token once, strictly, after capping its size; it
@@ -130,6 +165,8 @@
 //   - [RFC 9068] JWT Profile for OAuth 2.0 Access Tokens ("typ": "at+jwt")
 //   - [RFC 9700] OAuth 2.0 Security Best Current Practice (refresh token rotation)
 //   - [PROTOCOL.agent] the ssh-agent protocol
+//   - [PROTOCOL.certkeys] OpenSSH certificates; [PROTOCOL.krl] key
+//     revocation lists
 //
 // [RFC 7519]: https://www.rfc-editor.org/rfc/rfc7519
 // [RFC 7515]: https://www.rfc-editor.org/rfc/rfc7515
@@ -142,4 +179,6 @@
 // [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 // [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 // [PROTOCOL.agent]: https://datatracker.ietf.org/doc/html/draft-miller-ssh-agent
+// [PROTOCOL.certkeys]: https://cvsweb.openbsd.org/src/usr.bin/ssh/PROTOCOL.certkeys
+// [PROTOCOL.krl]: https://cvsweb.openbsd.org/src/usr.bin/ssh/PROTOCOL.krl
 package asymjwt

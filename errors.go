@@ -108,9 +108,52 @@ var (
 	ErrBinding = errors.New("token bound to another request")
 
 	// ErrUnavailable means verification could not be completed (the key
-	// store or nonce store failed): the request is refused with 503, never
-	// accepted.
+	// store, the nonce store or the revocation list failed): the request is
+	// refused with 503, never accepted.
 	ErrUnavailable = errors.New("cannot verify now")
+
+	// ErrKeyExpired means the key's authorized_keys line (or the
+	// cert-authority line of the CA that certified it) has an "expiry-time"
+	// that has passed.
+	ErrKeyExpired = errors.New("key expired (expiry-time)")
+
+	// ErrAddressRefused means the request's client address is not one the
+	// key may be used from: the "from=" option of its authorized_keys line
+	// or cert-authority line, or the "source-address" critical option of
+	// its certificate. An unknown address (a token checked by
+	// [Verifier.VerifyToken], or an address [WithClientAddr] could not
+	// tell) is refused too.
+	ErrAddressRefused = errors.New("client address not allowed for the key")
+
+	// ErrRevoked means the key, its certificate or the CA that signed it is
+	// in the revocation list ([WithRevocationFile]).
+	ErrRevoked = errors.New("key or certificate revoked")
+
+	// ErrCertUntrusted means a token's certificate is not signed by a CA
+	// trusted for the user (neither [WithTrustedCAs] nor a cert-authority
+	// line of the user names it), or its CA signature does not verify. On
+	// the wire it is reported as "invalid_signature", like an unknown user,
+	// so clients cannot probe for usernames.
+	ErrCertUntrusted = errors.New("certificate not signed by a CA trusted for the user")
+
+	// ErrCertType means a token's certificate is not a user certificate (a
+	// host certificate), or certifies a key tokens are not signed with (a
+	// security key, DSA, RSA under 2048 bits).
+	ErrCertType = errors.New("not a usable user certificate")
+
+	// ErrCertPrincipal means the username is not among the certificate's
+	// principals (or, for a cert-authority line with principals=, none of
+	// that line's names is), or the certificate lists no principals.
+	ErrCertPrincipal = errors.New("user not among the certificate's principals")
+
+	// ErrCertExpired means the token's time, or the verifier's clock, is
+	// outside the certificate's validity period.
+	ErrCertExpired = errors.New("certificate outside its validity period")
+
+	// ErrCertOption means the certificate has a critical option this
+	// verifier cannot honour: "force-command" (HTTP runs no command),
+	// "verify-required", or one it does not know.
+	ErrCertOption = errors.New("certificate critical option cannot be honoured")
 )
 
 // Errors about keys held by an ssh-agent (see [Agent]). Requests to an agent
@@ -148,6 +191,20 @@ var (
 	// ErrNotKeyDir means the path given to [NewDirKeyStore] is not a
 	// readable directory.
 	ErrNotKeyDir = errors.New("not a readable key directory")
+
+	// ErrOutsideKeyDir means a user's file in a [DirKeyStore] is a symbolic
+	// link that is absolute or leads out of the key directory.
+	ErrOutsideKeyDir = errors.New("symbolic link leads outside the key directory")
+
+	// ErrKeyOption means an authorized_keys line has an option the verifier
+	// cannot honour ("command=", an unknown option, a "from=" hostname that
+	// would need DNS) or a malformed one; the line is skipped, never used
+	// without its option.
+	ErrKeyOption = errors.New("authorized_keys option cannot be honoured")
+
+	// ErrCertificateMismatch means a certificate given for a key certifies
+	// another key.
+	ErrCertificateMismatch = errors.New("certificate is for another key")
 
 	// ErrRedirectRefused is returned (inside a *url.Error) by the clients of
 	// [NewClient] and [NewRetryClient] when a server redirects to another
@@ -232,12 +289,13 @@ func (e *PassphraseMissingError) reason() string { return ErrPassphraseRequired.
 // Is reports whether target is [ErrPassphraseRequired].
 func (e *PassphraseMissingError) Is(target error) bool { return target == ErrPassphraseRequired }
 
-// LineError reports a line of public key text that [ParsePublicKeys] skipped.
-// Err wraps [ErrKeyFormat] (corrupt line or PEM block), [ErrUnsupportedKey]
-// (certificate, security key, DSA, unsupported curve, an authorized_keys
-// option that cannot be honoured) or [ErrWeakKey] (RSA under 2048 bits). The
-// message names the line and, where known, the key type or comment, never
-// key bytes.
+// LineError reports a line of public key text that [ParsePublicKeys],
+// [ParseAuthorizedKeys] or [ParseCertAuthorities] skipped. Err wraps
+// [ErrKeyFormat] (corrupt line or PEM block), [ErrUnsupportedKey]
+// (certificate, security key, DSA, unsupported curve, a cert-authority line
+// where only keys are read), [ErrKeyOption] (an authorized_keys option that
+// cannot be honoured) or [ErrWeakKey] (RSA under 2048 bits). The message
+// names the line and, where known, the key type or comment, never key bytes.
 type LineError struct {
 	// Line is the 1-based line number in the text; for a PEM block, the line
 	// of its BEGIN marker.

@@ -90,7 +90,7 @@ func (is *Issuer) KeyID() string { return is.keys.Load().signing.KeyID }
 // an issuer, first [Issuer.Publish] the new key on every instance, and
 // rotate once verifiers can have fetched it. On an error nothing changes.
 func (is *Issuer) Rotate(key Key) error {
-	sk, err := newSigningKey(key, "")
+	sk, err := newSigningKey(key, "", true) // a certificate means nothing to a JOSE verifier
 	if err != nil {
 		return wrapOp("Issuer.Rotate", err)
 	}

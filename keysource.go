@@ -37,6 +37,8 @@ type Key interface {
 
 type keyOptions struct {
 	passphrase func() ([]byte, error)
+	certFile   string // WithCertificateFile
+	noCert     bool   // WithoutCertificate
 }
 
 // WithPassphrase gives the passphrase of an encrypted key. It is used only if
@@ -66,6 +68,13 @@ func WithPassphraseFunc(f func() ([]byte, error)) KeyOption {
 // for the user's home directory. The formats are those of [ParseKey]. Errors
 // are [*KeyError] values naming the path and wrapping the cause; they never
 // contain key bytes or the passphrase.
+//
+// When path-cert.pub exists beside the key (id_ed25519-cert.pub beside
+// id_ed25519), as ssh -i looks for it, the key carries that OpenSSH user
+// certificate (see [CertifiedKey]); a certificate file that exists but
+// cannot be read, is not a user certificate or certifies another key is an
+// error naming it. [WithCertificateFile] names another file;
+// [WithoutCertificate] reads none.
 func KeyFromFile(path string, opts ...KeyOption) (Key, error) {
 	o, err := keyOpts(opts)
 	if err != nil {
@@ -91,7 +100,7 @@ func KeyFromFile(path string, opts ...KeyOption) (Key, error) {
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
 	}
-	return k, nil
+	return attachCertificateFile(k, path, o)
 }
 
 func keyOpts(opts []KeyOption) (keyOptions, error) {
@@ -116,7 +125,8 @@ func keyOpts(opts []KeyOption) (keyOptions, error) {
 // Encrypted keys need [WithPassphrase] or [WithPassphraseFunc]; without one
 // the error is a [*PassphraseMissingError], with a wrong one it wraps
 // [ErrIncorrectPassphrase]. RSA keys under 2048 bits ([ErrWeakKey]) and other
-// key types or curves ([ErrUnsupportedKey]) are refused.
+// key types or curves ([ErrUnsupportedKey]) are refused. With
+// [WithCertificateFile] the key carries that OpenSSH certificate.
 func ParseKey(data []byte, opts ...KeyOption) (Key, error) {
 	o, err := keyOpts(opts)
 	if err != nil {
@@ -126,7 +136,7 @@ func ParseKey(data []byte, opts ...KeyOption) (Key, error) {
 	if err != nil {
 		return nil, &KeyError{Err: err}
 	}
-	return k, nil
+	return attachCertificateFile(k, "", o)
 }
 
 func parseKey(data []byte, path string, o keyOptions) (Key, error) {
@@ -282,6 +292,7 @@ func newSignerKey(s crypto.Signer) (Key, error) {
 type signerKey struct {
 	signer crypto.Signer
 	pub    crypto.PublicKey
+	cert   *ssh.Certificate // nil: none
 }
 
 func (k *signerKey) Public() crypto.PublicKey { return k.pub }

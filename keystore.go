@@ -18,7 +18,6 @@ import (
 	"sync"
 
 	"github.com/asymjwt/asymjwt/internal/keyformat"
-	"golang.org/x/crypto/ssh"
 )
 
 // PublicKey is one public key a user may sign with.
@@ -31,6 +30,10 @@ type PublicKey struct {
 	// Comment is the authorized_keys comment or the file it came from; it is
 	// for logs and may be empty.
 	Comment string
+	// Restrictions are the expiry-time and from= options of the key's
+	// authorized_keys line, which the verifier enforces; the zero value
+	// restricts nothing.
+	Restrictions KeyRestrictions
 }
 
 // KeyStore gives the public keys of a user. Implementations must be safe for
@@ -41,82 +44,46 @@ type KeyStore interface {
 	PublicKeys(ctx context.Context, username string) ([]PublicKey, error)
 }
 
+// CertAuthorityStore is implemented by a [KeyStore] that also knows which
+// CAs may certify a user's keys, as cert-authority lines in the user's
+// authorized_keys do. A [Verifier] asks it for a token that carries an
+// OpenSSH certificate; a user's CAs are trusted for that user only.
+// [DirKeyStore] and [MemoryKeyStore] implement it. Implementations must be
+// safe for concurrent use; a user without CAs is an empty slice and a nil
+// error, and an error makes the verifier refuse the request as unavailable.
+type CertAuthorityStore interface {
+	CertAuthorities(ctx context.Context, username string) ([]CertAuthority, error)
+}
+
 var (
-	_ KeyStore = (*MemoryKeyStore)(nil)
-	_ KeyStore = (*DirKeyStore)(nil)
+	_ KeyStore           = (*MemoryKeyStore)(nil)
+	_ KeyStore           = (*DirKeyStore)(nil)
+	_ CertAuthorityStore = (*MemoryKeyStore)(nil)
+	_ CertAuthorityStore = (*DirKeyStore)(nil)
 )
 
 // ParsePublicKeys parses text that mixes authorized_keys lines and PEM public
 // keys ("PUBLIC KEY", PKIX; "RSA PUBLIC KEY", PKCS#1), as a key directory file
 // or an ~/.ssh/authorized_keys file holds them.
 //
-// Blank lines, "#" comments and CRLF line ends are allowed; authorized_keys
-// options before the key type are accepted and ignored (they are not
-// enforced), except "cert-authority": such a line names a CA, whose key must
-// never verify tokens as the user's own, and is skipped. Every line that does not yield a usable key is skipped and
-// reported as a [*LineError] in the second result, so one bad line never
-// drops the others: corrupt lines, certificates, security keys ("sk-"), DSA,
-// unsupported curves, RSA under 2048 bits, PEM blocks that are not public
-// keys. The keys returned all passed the checks a signing key does, carry
-// their [Fingerprint], and the authorized_keys comment ("" for PEM). A key
-// that appears twice is returned once.
+// Blank lines, "#" comments and CRLF line ends are allowed. authorized_keys
+// options before the key type are honoured or refused as
+// [ParseAuthorizedKeys] describes: expiry-time and from= become the key's
+// Restrictions, options that only shape an ssh session are ignored, and a
+// line with an option that cannot be honoured (command=, an unknown one) is
+// skipped. A "cert-authority" line names a CA, whose key must never verify
+// tokens as the user's own: it is skipped here too (ParseAuthorizedKeys
+// returns it as a CA). Every line that does not yield a usable key is
+// skipped and reported as a [*LineError] in the second result, so one bad
+// line never drops the others: corrupt lines, certificates, security keys
+// ("sk-"), DSA, unsupported curves, RSA under 2048 bits, PEM blocks that
+// are not public keys, options that cannot be honoured. The keys returned
+// all passed the checks a signing key does, carry their [Fingerprint], and
+// the authorized_keys comment ("" for PEM). A key that appears twice with
+// the same options is returned once.
 func ParsePublicKeys(data []byte) ([]PublicKey, []error) {
-	var (
-		keys []PublicKey
-		errs []error
-		seen = map[string]bool{}
-	)
-	add := func(line int, pub crypto.PublicKey, comment string) {
-		if err := checkPublicKey(pub); err != nil {
-			errs = append(errs, &LineError{Line: line, Err: err})
-			return
-		}
-		fp, err := fingerprint(pub)
-		if err != nil {
-			errs = append(errs, &LineError{Line: line, Err: err})
-			return
-		}
-		if seen[fp] {
-			return
-		}
-		seen[fp] = true
-		keys = append(keys, PublicKey{Key: pub, Fingerprint: fp, Comment: comment})
-	}
-
-	lines := bytes.Split(data, []byte("\n"))
-	for i := 0; i < len(lines); i++ {
-		lineNo := i + 1
-		line := bytes.TrimSpace(lines[i]) // also drops the \r of CRLF
-		if len(line) == 0 || line[0] == '#' {
-			continue
-		}
-		if bytes.HasPrefix(line, []byte("-----BEGIN ")) {
-			end := pemEnd(lines, i)
-			if end < 0 {
-				errs = append(errs, &LineError{Line: lineNo, Err: fmt.Errorf("%w: PEM block has no END line", ErrKeyFormat)})
-				continue
-			}
-			var block []byte
-			for _, l := range lines[i : end+1] {
-				block = append(append(block, bytes.TrimSpace(l)...), '\n')
-			}
-			pub, err := parsePEMPublicKey(block)
-			if err != nil {
-				errs = append(errs, &LineError{Line: lineNo, Err: err})
-			} else {
-				add(lineNo, pub, "")
-			}
-			i = end
-			continue
-		}
-		pub, comment, err := parseAuthorizedKeyLine(line)
-		if err != nil {
-			errs = append(errs, &LineError{Line: lineNo, Err: err})
-			continue
-		}
-		add(lineNo, pub, comment)
-	}
-	return keys, errs
+	ak, errs := parseKeyText(data, keysText)
+	return ak.Keys, errs
 }
 
 // pemEnd returns the index of the line that ends the PEM block starting at
@@ -157,44 +124,18 @@ func parsePEMPublicKey(text []byte) (crypto.PublicKey, error) {
 	}
 }
 
-// parseAuthorizedKeyLine parses one non-blank, non-comment authorized_keys
-// line.
-func parseAuthorizedKeyLine(line []byte) (crypto.PublicKey, string, error) {
-	out, comment, options, _, err := ssh.ParseAuthorizedKey(line)
-	if err != nil {
-		// The x/crypto/ssh error may quote the line; say nothing of it.
-		return nil, "", fmt.Errorf("%w: corrupt or unrecognised authorized_keys line", ErrKeyFormat)
-	}
-	typ := out.Type()
-	for _, o := range options {
-		if strings.EqualFold(o, "cert-authority") {
-			return nil, "", fmt.Errorf("%w: cert-authority line %s %q: a CA key is not a key of the user", ErrUnsupportedKey, typ, comment)
-		}
-	}
-	if _, ok := out.(*ssh.Certificate); ok {
-		return nil, "", fmt.Errorf("%w: certificate %s %q not accepted", ErrUnsupportedKey, typ, comment)
-	}
-	if strings.HasPrefix(typ, "sk-") {
-		return nil, "", fmt.Errorf("%w: security key %s %q not accepted", ErrUnsupportedKey, typ, comment)
-	}
-	cpk, ok := out.(ssh.CryptoPublicKey)
-	if !ok {
-		return nil, "", fmt.Errorf("%w: key type %s %q", ErrUnsupportedKey, typ, comment)
-	}
-	return cpk.CryptoPublicKey(), comment, nil
-}
-
 // MemoryKeyStore is a [KeyStore] held in memory, filled by the program. It is
 // safe for concurrent use by multiple goroutines; the zero value is not
 // usable, call [NewMemoryKeyStore].
 type MemoryKeyStore struct {
 	mu    sync.RWMutex
 	users map[string][]PublicKey
+	cas   map[string][]CertAuthority
 }
 
 // NewMemoryKeyStore returns an empty MemoryKeyStore.
 func NewMemoryKeyStore() *MemoryKeyStore {
-	return &MemoryKeyStore{users: map[string][]PublicKey{}}
+	return &MemoryKeyStore{users: map[string][]PublicKey{}, cas: map[string][]CertAuthority{}}
 }
 
 // Add adds keys to username's keys. Every key must be a key this package
@@ -256,11 +197,44 @@ func (s *MemoryKeyStore) Set(username string, keys []PublicKey) error {
 	return nil
 }
 
-// Remove forgets username and all its keys.
+// Remove forgets username and all its keys and CAs.
 func (s *MemoryKeyStore) Remove(username string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.users, username)
+	delete(s.cas, username)
+}
+
+// SetCertAuthorities replaces the CAs that may certify username's keys (as
+// the cert-authority lines of the user's authorized_keys would). Every CA
+// key must be one this package verifies with; an empty Fingerprint is
+// filled in, and one that does not match its key is refused with
+// [ErrKeyFormat]. On error the user's CAs are unchanged; setting none
+// removes them.
+func (s *MemoryKeyStore) SetCertAuthorities(username string, cas []CertAuthority) error {
+	if !validUsername(username) {
+		return errorf("MemoryKeyStore: %w", ErrInvalidUsername)
+	}
+	checked, err := checkCertAuthorities(cas)
+	if err != nil {
+		return errorf("MemoryKeyStore: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(checked) == 0 {
+		delete(s.cas, username)
+	} else {
+		s.cas[username] = checked
+	}
+	return nil
+}
+
+// CertAuthorities returns a copy of the CAs that may certify username's
+// keys, or nil. It never fails.
+func (s *MemoryKeyStore) CertAuthorities(ctx context.Context, username string) ([]CertAuthority, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return cloneCAs(s.cas[username]), nil
 }
 
 // PublicKeys returns a copy of username's keys, or nil for an unknown user.
@@ -268,7 +242,7 @@ func (s *MemoryKeyStore) Remove(username string) {
 func (s *MemoryKeyStore) PublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return slices.Clone(s.users[username]), nil
+	return cloneKeys(s.users[username]), nil
 }
 
 // checkPublicKeys validates username and keys and returns copies of keys with
@@ -289,10 +263,64 @@ func checkPublicKeys(username string, keys []PublicKey) ([]PublicKey, error) {
 		if k.Fingerprint != "" && k.Fingerprint != fp {
 			return nil, errorf("MemoryKeyStore: %w: fingerprint %s does not match its key (%s)", ErrKeyFormat, k.Fingerprint, fp)
 		}
+		if err := k.Restrictions.validate(); err != nil {
+			return nil, errorf("MemoryKeyStore: %w", err)
+		}
 		k.Fingerprint = fp
+		k.Restrictions.From = slices.Clone(k.Restrictions.From)
 		out[i] = k
 	}
 	return out, nil
+}
+
+// checkCertAuthorities validates CA entries built by a program and returns
+// copies with their fingerprints filled in. Its errors are not prefixed.
+func checkCertAuthorities(cas []CertAuthority) ([]CertAuthority, error) {
+	out := make([]CertAuthority, 0, len(cas))
+	for _, ca := range cas {
+		if err := checkPublicKey(ca.Key); err != nil {
+			return nil, fmt.Errorf("CA key: %w", err)
+		}
+		fp, err := fingerprint(ca.Key)
+		if err != nil {
+			return nil, err
+		}
+		if ca.Fingerprint != "" && ca.Fingerprint != fp {
+			return nil, fmt.Errorf("%w: CA fingerprint %s does not match its key (%s)", ErrKeyFormat, ca.Fingerprint, fp)
+		}
+		if err := ca.Restrictions.validate(); err != nil {
+			return nil, err
+		}
+		for _, p := range ca.Principals {
+			if p == "" {
+				return nil, fmt.Errorf("%w: empty principal", ErrKeyOption)
+			}
+		}
+		ca.Fingerprint = fp
+		ca.Principals = slices.Clone(ca.Principals)
+		ca.Restrictions.From = slices.Clone(ca.Restrictions.From)
+		out = append(out, ca)
+	}
+	return out, nil
+}
+
+// cloneKeys copies keys for a caller, who may change them.
+func cloneKeys(keys []PublicKey) []PublicKey {
+	out := slices.Clone(keys)
+	for i := range out {
+		out[i].Restrictions.From = slices.Clone(out[i].Restrictions.From)
+	}
+	return out
+}
+
+// cloneCAs copies CA entries for a caller, who may change them.
+func cloneCAs(cas []CertAuthority) []CertAuthority {
+	out := slices.Clone(cas)
+	for i := range out {
+		out[i].Principals = slices.Clone(out[i].Principals)
+		out[i].Restrictions.From = slices.Clone(out[i].Restrictions.From)
+	}
+	return out
 }
 
 // maxKeyFileSize bounds a key directory file; an authorized_keys file of 1 MiB
@@ -303,8 +331,10 @@ const maxKeyFileSize = 1 << 20
 // username cannot have a file and is an unknown user, not an I/O error.
 const maxFileNameLen = 255
 
-// DirKeyStore is a [KeyStore] that reads DIR/<username>.pub, a file of
-// authorized_keys lines and/or PEM public keys (see [ParsePublicKeys]).
+// DirKeyStore is a [KeyStore] and [CertAuthorityStore] that reads
+// DIR/<username>.pub, a file of authorized_keys lines and/or PEM public keys
+// (see [ParseAuthorizedKeys]): the user's keys, and the CAs of its
+// cert-authority lines.
 //
 // Files are read on demand and cached; on every lookup the file is stat'ed
 // and parsed again when its size, modification time or identity (inode)
@@ -314,16 +344,27 @@ const maxFileNameLen = 255
 // error (the verifier answers "cannot verify now"). Skipped lines are logged
 // to the logger given with [WithLogger] when the file is parsed.
 //
-// A username that could name another file (empty, a leading dot, a "/", "\",
+// A username that could name another file (empty, a leading dot, a "/", "",
 // ":" or NUL, or invalid for [NewSigner]) has no keys and is never used as a
-// file name. Symbolic links inside DIR are followed: DIR's owner chooses them.
-// On a case-insensitive file system, usernames differing only in case share a
-// file.
+// file name. The directory is never widened:
+//
+//   - A symbolic link in DIR is followed only when it is relative and leads
+//     to a file inside DIR (os.Root decides, without a race); one that is
+//     absolute or leads outside is an error wrapping [ErrOutsideKeyDir].
+//     Hard links cannot be told from files and are DIR's owner's choice.
+//   - On a case-insensitive file system (macOS and Windows by default),
+//     "Alice" would open alice.pub: the name is compared with the
+//     directory's listing when the file is read, and a file whose name is
+//     not exactly <username>.pub (in case or Unicode normalisation) gives
+//     no keys, with a warning in the log.
 //
 // DirKeyStore is safe for concurrent use by multiple goroutines.
 type DirKeyStore struct {
 	dir    string
 	logger *slog.Logger
+	// openDir opens DIR for one lookup; tests replace it to simulate a
+	// case-insensitive file system.
+	openDir func(dir string) (fs.FS, io.Closer, error)
 
 	mu    sync.Mutex
 	cache map[string]*keyFile
@@ -331,8 +372,10 @@ type DirKeyStore struct {
 
 // keyFile is a parsed key file and the file state it was parsed from.
 type keyFile struct {
-	info os.FileInfo
-	keys []PublicKey
+	info      os.FileInfo
+	keys      []PublicKey
+	cas       []CertAuthority
+	wrongName bool // the file found is not named exactly <username>.pub
 }
 
 // NewDirKeyStore returns a DirKeyStore over dir. It fails, with an error
@@ -353,13 +396,23 @@ func NewDirKeyStore(dir string, opts ...DirKeyStoreOption) (*DirKeyStore, error)
 	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
 		return nil, errorf("%w: %w", ErrNotKeyDir, err)
 	}
-	s := &DirKeyStore{dir: dir, cache: map[string]*keyFile{}}
+	s := &DirKeyStore{dir: dir, cache: map[string]*keyFile{}, openDir: openRootFS}
 	for _, opt := range opts {
 		if err := opt.applyDirKeyStore(s); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// openRootFS opens dir as an os.Root, which refuses paths and symbolic
+// links that lead outside it.
+func openRootFS(dir string) (fs.FS, io.Closer, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return root.FS(), root, nil
 }
 
 // Dir returns the directory the store reads.
@@ -369,20 +422,50 @@ func (s *DirKeyStore) Dir() string { return s.dir }
 // when the username is not one a file may be named after or the file does
 // not exist, an error when the file cannot be read.
 func (s *DirKeyStore) PublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
+	kf, err := s.file(ctx, username)
+	if kf == nil || err != nil {
+		return nil, err
+	}
+	return cloneKeys(kf.keys), nil
+}
+
+// CertAuthorities returns a copy of the CAs of the cert-authority lines in
+// the user's file, under the same rules as [DirKeyStore.PublicKeys].
+func (s *DirKeyStore) CertAuthorities(ctx context.Context, username string) ([]CertAuthority, error) {
+	kf, err := s.file(ctx, username)
+	if kf == nil || err != nil {
+		return nil, err
+	}
+	return cloneCAs(kf.cas), nil
+}
+
+// file returns the user's parsed file, from the cache while it is
+// unchanged; nil when the user has none.
+func (s *DirKeyStore) file(ctx context.Context, username string) (*keyFile, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if !safeFileUsername(username) {
 		return nil, nil
 	}
-	path := filepath.Join(s.dir, username+".pub")
-	fi, err := os.Stat(path)
+	name := username + ".pub"
+	path := filepath.Join(s.dir, name)
+	fsys, closer, err := s.openDir(s.dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			s.forget(username)
 			return nil, nil
 		}
-		return nil, &KeyError{Path: path, Err: err}
+		return nil, &KeyError{Path: s.dir, Err: err}
+	}
+	defer closer.Close()
+	fi, err := fs.Stat(fsys, name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			s.forget(username)
+			return nil, nil
+		}
+		return nil, &KeyError{Path: path, Err: linkError(fsys, name, err)}
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &KeyError{Path: path, Err: ErrNotKeyFile}
@@ -391,10 +474,10 @@ func (s *DirKeyStore) PublicKeys(ctx context.Context, username string) ([]Public
 	cached := s.cache[username]
 	s.mu.Unlock()
 	if cached != nil && sameFileState(cached.info, fi) {
-		return slices.Clone(cached.keys), nil
+		return cached.live(), nil
 	}
 
-	kf, err := s.load(path)
+	kf, err := s.load(fsys, name, path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) { // removed since the stat
 			s.forget(username)
@@ -405,7 +488,24 @@ func (s *DirKeyStore) PublicKeys(ctx context.Context, username string) ([]Public
 	s.mu.Lock()
 	s.cache[username] = kf
 	s.mu.Unlock()
-	return slices.Clone(kf.keys), nil
+	return kf.live(), nil
+}
+
+// live returns kf, or nil when it stands for no file of the user.
+func (kf *keyFile) live() *keyFile {
+	if kf.wrongName {
+		return nil
+	}
+	return kf
+}
+
+// linkError explains a failure to stat name: a symbolic link that os.Root
+// would not follow leads outside the directory.
+func linkError(fsys fs.FS, name string, err error) error {
+	if fi, lerr := fs.Lstat(fsys, name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return ErrOutsideKeyDir
+	}
+	return err
 }
 
 func (s *DirKeyStore) forget(username string) {
@@ -414,15 +514,15 @@ func (s *DirKeyStore) forget(username string) {
 	s.mu.Unlock()
 }
 
-// load reads and parses path, recording the state of the file it read (from
+// load reads and parses name, recording the state of the file it read (from
 // the open file, so a concurrent rename cannot mix two files' states).
-func (s *DirKeyStore) load(path string) (*keyFile, error) {
-	f, err := os.Open(path)
+func (s *DirKeyStore) load(fsys fs.FS, name, path string) (*keyFile, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		return nil, &KeyError{Path: path, Err: err}
+		return nil, &KeyError{Path: path, Err: linkError(fsys, name, err)}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -432,6 +532,16 @@ func (s *DirKeyStore) load(path string) (*keyFile, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &KeyError{Path: path, Err: ErrNotKeyFile}
 	}
+	exact, err := nameInDir(fsys, name)
+	if err != nil {
+		return nil, &KeyError{Path: s.dir, Err: err}
+	}
+	if !exact {
+		if s.logger != nil {
+			s.logger.Warn("asymjwt: key file name differs from the username in case or Unicode form; not used", "file", path)
+		}
+		return &keyFile{info: fi, wrongName: true}, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
@@ -439,7 +549,7 @@ func (s *DirKeyStore) load(path string) (*keyFile, error) {
 	if len(data) > maxKeyFileSize {
 		return nil, &KeyError{Path: path, Err: fmt.Errorf("%w: file larger than %d bytes", ErrKeyFormat, maxKeyFileSize)}
 	}
-	keys, errs := ParsePublicKeys(data)
+	ak, errs := ParseAuthorizedKeys(data)
 	if s.logger != nil {
 		for _, err := range errs {
 			line := 0
@@ -450,7 +560,36 @@ func (s *DirKeyStore) load(path string) (*keyFile, error) {
 			s.logger.Warn("asymjwt: skipped key line", "file", path, "line", line, "reason", reasonOf(err))
 		}
 	}
-	return &keyFile{info: fi, keys: keys}, nil
+	return &keyFile{info: fi, keys: ak.Keys, cas: ak.Authorities}, nil
+}
+
+// nameInDir reports whether the directory lists exactly name. On a
+// case-insensitive file system a file opened as "Alice.pub" may be listed
+// as "alice.pub"; only the listing tells.
+func nameInDir(fsys fs.FS, name string) (bool, error) {
+	d, err := fsys.Open(".")
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	rd, ok := d.(fs.ReadDirFile)
+	if !ok {
+		return false, fmt.Errorf("%w: directory cannot be listed", ErrNotKeyDir)
+	}
+	for {
+		entries, err := rd.ReadDir(256)
+		for _, e := range entries {
+			if e.Name() == name {
+				return true, nil
+			}
+		}
+		if err == io.EOF || (err == nil && len(entries) == 0) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }
 
 // sameFileState reports whether a and b describe the same file unchanged, as

@@ -337,7 +337,7 @@ func TestParsePublicKeysK4(t *testing.T) {
 		{"leading and inner whitespace", "   " + strings.Replace(ed, " ", "\t", 1) + "  \n", []string{fpEd}, nil},
 		{"options before the type", `from="10.0.0.1",no-pty ` + ed + "\n" +
 			`command="echo hello world",restrict ` + p256 + "\n" +
-			`no-agent-forwarding,environment="A=b c" ` + rsa2048, []string{fpEd, fpP256, fpRSA}, nil},
+			`no-agent-forwarding,environment="A=b c" ` + rsa2048, []string{fpEd, fpRSA}, []ksWantErr{{2, ErrKeyOption}}},
 		{"no comment", strings.Join(strings.Fields(ed)[:2], " "), []string{fpEd}, nil},
 		{"duplicate key loads once", ed + "\n" + ed + " again\n", []string{fpEd}, nil},
 		{"certificate", ed + "\n" + certLine + "\n" + p256, []string{fpEd, fpP256}, []ksWantErr{{2, ErrUnsupportedKey}}},
@@ -457,7 +457,7 @@ func FuzzParsePublicKeys(f *testing.F) {
 			if !errors.As(err, &le) || le.Line < 1 || le.Line > lines {
 				t.Fatalf("bad report %v", err)
 			}
-			if !errors.Is(err, ErrKeyFormat) && !errors.Is(err, ErrUnsupportedKey) && !errors.Is(err, ErrWeakKey) {
+			if !errors.Is(err, ErrKeyFormat) && !errors.Is(err, ErrUnsupportedKey) && !errors.Is(err, ErrWeakKey) && !errors.Is(err, ErrKeyOption) {
 				t.Fatalf("report without a sentinel: %v", err)
 			}
 		}

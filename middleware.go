@@ -38,9 +38,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("Retry-After", "1")
 	}
 	if v.logger != nil {
-		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused",
+		v.logger.LogAttrs(r.Context(), level, "asymjwt: request refused", certLogAttrs(err, []slog.Attr{
 			slog.String("kind", kind), slog.String("error", reasonOf(err)),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+			slog.String("method", r.Method), slog.String("path", r.URL.Path)})...)
 	}
 	if v.errorBody != nil {
 		contentType, body = v.errorBody(r, err)
@@ -58,13 +58,33 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	_, _ = w.Write(body)
 }
 
+// logAccepted logs an accepted request: at Info when a certificate vouched
+// for the key (its key ID, serial and CA are the audit trail sshd keeps
+// too), at Debug otherwise.
+func (v *Verifier) logAccepted(r *http.Request, id *Identity) {
+	if v.logger == nil {
+		return
+	}
+	level := slog.LevelDebug
+	if id.Certificate != nil {
+		level = slog.LevelInfo
+	}
+	if !v.logger.Enabled(r.Context(), level) {
+		return
+	}
+	v.logger.LogAttrs(r.Context(), level, "asymjwt: request accepted", id.logAttrs([]slog.Attr{
+		slog.String("method", r.Method), slog.String("path", r.URL.Path)})...)
+}
+
 // ErrorKind returns the short name of a verification error, as sent in
 // "WWW-Authenticate: JWT error=<kind>": "no_token", "too_large",
 // "malformed", "bad_header", "bad_algorithm", "bad_claims",
-// "invalid_signature" (also for an unknown user, and for a token whose
-// algorithm fits none of the user's keys, so usernames cannot be probed),
-// "stale", "replay", "binding", "unavailable"; "invalid_token" for any other
-// error.
+// "invalid_signature" (also for an unknown user, for a token whose
+// algorithm fits none of the user's keys, and for a certificate from a CA
+// not trusted for the user, so usernames cannot be probed), "stale",
+// "replay", "binding", "unavailable", "key_expired", "address", "revoked",
+// "cert_type", "cert_principal", "cert_expired", "cert_option";
+// "invalid_token" for any other error.
 func ErrorKind(err error) string {
 	var wk wireKindError
 	if errors.As(err, &wk) {
@@ -104,6 +124,14 @@ var errorKinds = [...]struct {
 	{ErrStale, "stale"},
 	{ErrReplay, "replay"},
 	{ErrBinding, "binding"},
+	{ErrKeyExpired, "key_expired"},
+	{ErrAddressRefused, "address"},
+	{ErrRevoked, "revoked"},
+	{ErrCertUntrusted, "invalid_signature"},
+	{ErrCertType, "cert_type"},
+	{ErrCertPrincipal, "cert_principal"},
+	{ErrCertExpired, "cert_expired"},
+	{ErrCertOption, "cert_option"},
 }
 
 // wireKindError reports another kind to the client than its sentinel would,

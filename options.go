@@ -138,11 +138,13 @@ func (o ClockOption) applyRefreshStore(s *MemoryRefreshStore) error {
 type LoggerOption struct{ logger *slog.Logger }
 
 // WithLogger sends what a [Verifier] refuses (a line per refused request,
-// at level Info, Warn when a store could not answer) and what a
-// [DirKeyStore] skips (a line per key line it could not use, at level Warn)
-// to logger. Lines name the error kind and cause, never a token, an
-// Authorization header or key material. Without this option nothing is
-// logged; logger must not be nil.
+// at level Info, Warn when a store could not answer) and accepts (a line per
+// request, at level Debug, or Info when an OpenSSH certificate vouched for
+// the key, with its key ID, serial and CA: the audit trail sshd keeps), and
+// what a [DirKeyStore] skips (a line per key line it could not use, at
+// level Warn) to logger. Lines name the error kind and cause, the user and
+// key fingerprint, never a token, an Authorization header or key material.
+// Without this option nothing is logged; logger must not be nil.
 func WithLogger(logger *slog.Logger) LoggerOption { return LoggerOption{logger} }
 
 func (o LoggerOption) check() error {

@@ -49,6 +49,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"WithAudience", func() error { _, err := NewVerifier(keys, WithAudience("")); return err }},
 		{"WithErrorHook", func() error { _, err := NewVerifier(keys, WithErrorHook(nil)); return err }},
 		{"WithSuccessHook", func() error { _, err := NewVerifier(keys, WithSuccessHook(nil)); return err }},
+		{"WithMetrics", func() error { _, err := NewVerifier(keys, WithMetrics(nil)); return err }},
 		{"WithErrorBody", func() error { _, err := NewVerifier(keys, WithErrorBody(nil)); return err }},
 		{"WithPassphraseFunc", func() error { _, err := ParseKey([]byte("x"), WithPassphraseFunc(nil)); return err }},
 		{"WithPassphraseFunc", func() error { _, err := KeyFromFile(keyPath("openssh_ed25519"), WithPassphraseFunc(nil)); return err }},

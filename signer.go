@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/asymjwt/asymjwt/internal/jsonscan"
 	"github.com/asymjwt/asymjwt/internal/jws"
 	"github.com/asymjwt/asymjwt/internal/sigconv"
+	"golang.org/x/crypto/ssh"
 )
 
 // Signer makes the tokens of one user. Every call to [Signer.Sign] returns a
@@ -30,6 +32,7 @@ type Signer struct {
 	alg      Algorithm // chosen with WithAlgorithm; "" for each key's default
 	now      func() time.Time
 	bind     bool
+	noCert   bool // WithoutCertificate
 
 	// Precomputed once: the start of the claims up to the time value, and
 	// any extra claims.
@@ -44,7 +47,8 @@ type signingKey struct {
 	key    Key
 	spec   *algSpec
 	kid    string
-	prefix string // the encoded JOSE header and its dot
+	cert   *ssh.Certificate // sent in the header; nil for none
+	prefix string           // the encoded JOSE header and its dot
 
 	// For keys this package loaded itself, the private key, so a token is
 	// signed without the Key interface and built on the stack.
@@ -57,6 +61,7 @@ type signerConfig struct {
 	now    func() time.Time
 	extra  map[string]any
 	nobind bool
+	noCert bool
 }
 
 // WithAlgorithm chooses the signing algorithm instead of the key's default
@@ -137,7 +142,7 @@ func NewSigner(username string, key Key, opts ...SignerOption) (*Signer, error) 
 			return nil, err
 		}
 	}
-	s := &Signer{username: username, alg: cfg.alg, now: cfg.now, bind: !cfg.nobind}
+	s := &Signer{username: username, alg: cfg.alg, now: cfg.now, bind: !cfg.nobind, noCert: cfg.noCert}
 	s.claimsHead = append(s.claimsHead, `{"username":`...)
 	s.claimsHead = jsonscan.AppendString(s.claimsHead, username)
 	s.claimsHead = append(s.claimsHead, `,"time":`...)
@@ -159,9 +164,12 @@ func NewSigner(username string, key Key, opts ...SignerOption) (*Signer, error) 
 // flight (seconds), remove the old public key from the server. Tokens being
 // signed while SetKey runs use the old key or the new one, never a mix.
 // The algorithm is the one [WithAlgorithm] chose, or else the new key's
-// default; on an error the Signer keeps its old key.
+// default; on an error the Signer keeps its old key. A key that carries an
+// OpenSSH certificate ([CertifiedKey]) sends it in every token's header,
+// unless the Signer was made [WithoutCertificate]; the header is encoded
+// here, once per key.
 func (s *Signer) SetKey(key Key) error {
-	k, err := newSigningKey(key, s.alg)
+	k, err := newSigningKey(key, s.alg, s.noCert)
 	if err != nil {
 		return err
 	}
@@ -169,7 +177,7 @@ func (s *Signer) SetKey(key Key) error {
 	return nil
 }
 
-func newSigningKey(key Key, alg Algorithm) (*signingKey, error) {
+func newSigningKey(key Key, alg Algorithm, noCert bool) (*signingKey, error) {
 	if key == nil {
 		return nil, errorf("signing key: %w: nil key", ErrUnsupportedKey)
 	}
@@ -193,11 +201,24 @@ func newSigningKey(key Key, alg Algorithm) (*signingKey, error) {
 	if err != nil {
 		return nil, errorf("signing key: %w", err)
 	}
+	var cert *ssh.Certificate
+	if ck, ok := key.(CertifiedKey); ok && !noCert {
+		if cert = ck.Certificate(); cert != nil {
+			if err := checkCertificateFor(pub, cert); err != nil {
+				return nil, errorf("signing key: %w", err)
+			}
+		}
+	}
+	var certParam string
+	if cert != nil {
+		certParam = base64.StdEncoding.EncodeToString(cert.Marshal())
+	}
 	header, err := json.Marshal(struct {
-		Alg Algorithm `json:"alg"`
-		Typ string    `json:"typ"`
-		Kid string    `json:"kid"`
-	}{alg, "JWT", kid})
+		Alg  Algorithm `json:"alg"`
+		Typ  string    `json:"typ"`
+		Kid  string    `json:"kid"`
+		Cert string    `json:"sshcert,omitempty"` // certHeaderParam
+	}{alg, "JWT", kid, certParam})
 	if err != nil {
 		return nil, errorf("signing key: %w", err)
 	}
@@ -205,6 +226,7 @@ func newSigningKey(key Key, alg Algorithm) (*signingKey, error) {
 		key:    key,
 		spec:   spec,
 		kid:    kid,
+		cert:   cert,
 		prefix: string(jws.AppendSegment(nil, header)) + ".",
 	}
 	if sk, ok := key.(*signerKey); ok {
@@ -254,6 +276,10 @@ func (s *Signer) Algorithm() Algorithm { return s.key.Load().spec.alg }
 // fingerprint (see [Fingerprint]).
 func (s *Signer) KeyID() string { return s.key.Load().kid }
 
+// Certificate returns the OpenSSH certificate the Signer's tokens carry now,
+// or nil. The caller must not modify it.
+func (s *Signer) Certificate() *ssh.Certificate { return s.key.Load().cert }
+
 // nonceBytes is the size of the random nonce: 128 bits.
 const nonceBytes = 16
 
@@ -266,12 +292,20 @@ const tokenBufSize = 768
 // "htm" and "htu" claims); r is only read. The key is asked to sign with ctx,
 // so a remote key (ssh-agent) gives up when ctx is done.
 func (s *Signer) Sign(ctx context.Context, r *http.Request) (string, error) {
-	return s.sign(ctx, r, 0)
+	v, err := s.authorization(ctx, r, 0)
+	if err != nil {
+		return "", err
+	}
+	return v[len(authScheme):], nil
 }
 
-// sign is Sign with the clock moved by offset: a Transport's correction for
-// the clock of the server it sends to.
-func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration) (string, error) {
+// authScheme starts the Authorization header value; the token follows.
+const authScheme = "JWT "
+
+// authorization returns "JWT <token>", the Authorization header value, in
+// one allocation, with the clock moved by offset: a Transport's correction
+// for the clock of the server it sends to.
+func (s *Signer) authorization(ctx context.Context, r *http.Request, offset time.Duration) (string, error) {
 	// A Key need not look at ctx; a cancelled request must not be signed.
 	if err := ctx.Err(); err != nil {
 		return "", s.signError(err)
@@ -300,10 +334,11 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration
 	c = append(c, '}')
 
 	var buf [tokenBufSize]byte
-	tok := append(buf[:0], k.prefix...)
+	tok := append(buf[:0], authScheme...)
+	tok = append(tok, k.prefix...)
 	tok = jws.AppendSegment(tok, c)
 	var sigBuf [2 * 66]byte
-	sig, err := k.signature(ctx, tok, &sigBuf)
+	sig, err := k.signature(ctx, tok[len(authScheme):], &sigBuf)
 	if err != nil {
 		return "", s.signError(err)
 	}
@@ -317,7 +352,10 @@ func (s *Signer) sign(ctx context.Context, r *http.Request, offset time.Duration
 func (k *signingKey) signature(ctx context.Context, in []byte, buf *[2 * 66]byte) ([]byte, error) {
 	switch {
 	case k.ed != nil:
-		return ed25519.Sign(k.ed, in), nil
+		// Copied out, so ed25519.Sign's result stays on the stack.
+		sig := buf[:ed25519.SignatureSize]
+		copy(sig, ed25519.Sign(k.ed, in))
+		return sig, nil
 	case k.ec != nil:
 		var d [64]byte
 		der, err := ecdsa.SignASN1(rand.Reader, k.ec, k.spec.digest(in, &d))

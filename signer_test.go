@@ -584,9 +584,13 @@ func TestSignClockOffset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.offset.String(), func(t *testing.T) {
-			tok, err := s.sign(context.Background(), nil, tt.offset)
+			auth, err := s.authorization(context.Background(), nil, tt.offset)
 			if err != nil {
 				t.Fatal(err)
+			}
+			tok, ok := strings.CutPrefix(auth, "JWT ")
+			if !ok {
+				t.Fatalf("authorization = %q, want a JWT prefix", auth)
 			}
 			got, err := tokenSegment(t, tok, 1)["time"].(json.Number).Int64()
 			if err != nil || got != tt.want {

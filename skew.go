@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,7 +22,17 @@ const (
 // clockSkew holds the clock offset learned for each host (by canonical
 // host); the zero value has none. It is safe for concurrent use.
 type clockSkew struct {
-	m sync.Map // string -> time.Duration
+	m       sync.Map    // string -> time.Duration
+	learned atomic.Bool // set before the first Store to m
+}
+
+// requestOffset is the offset learned for req's host. Most clients never
+// learn one: until then it skips canonicalising the host and the lookup.
+func (c *clockSkew) requestOffset(req *http.Request) time.Duration {
+	if !c.learned.Load() {
+		return 0
+	}
+	return c.offset(skewKey(req))
 }
 
 func (c *clockSkew) offset(host string) time.Duration {
@@ -55,6 +66,7 @@ func (c *clockSkew) learn(host string, signedWith time.Duration, ours time.Time,
 	if d := offset - signedWith; d > -time.Second && d < time.Second {
 		return false // not a clock problem this can fix
 	}
+	c.learned.Store(true)
 	c.m.Store(host, offset)
 	return true
 }

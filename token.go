@@ -26,8 +26,9 @@ type token struct {
 	claimsJSON   []byte
 
 	// Views into the decoded header and claims, compared without copying.
-	alg []byte
-	kid []byte
+	alg  []byte
+	kid  []byte
+	cert []byte // the sshcert header parameter, base64; nil when absent
 
 	username string
 	time     float64
@@ -69,7 +70,7 @@ func (t *token) readHeader(data []byte) error {
 	if !h.hasAlg {
 		return fmt.Errorf("%w: no alg", ErrBadAlgorithm)
 	}
-	t.alg, t.kid = h.alg, h.kid
+	t.alg, t.kid, t.cert = h.alg, h.kid, h.cert
 	return nil
 }
 
@@ -77,6 +78,7 @@ func (t *token) readHeader(data []byte) error {
 // assertions and access tokens alike.
 type joseHeader struct {
 	alg, kid, typ  []byte
+	cert           []byte // the sshcert header parameter, base64; nil when absent
 	hasAlg, hasTyp bool
 }
 
@@ -99,6 +101,14 @@ func (h *joseHeader) read(data []byte) error {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)
 			}
 			h.kid = jsonscan.Unquote(value)
+		case certHeaderParam:
+			if !jsonscan.IsString(value) {
+				return fmt.Errorf("%w: %s is not a string", ErrMalformed, certHeaderParam)
+			}
+			h.cert = jsonscan.Unquote(value)
+			if len(h.cert) == 0 {
+				return fmt.Errorf("%w: %s is empty", ErrMalformed, certHeaderParam)
+			}
 		case "crit", "jku", "jwk", "x5u", "x5c":
 			// Keys from elsewhere are never fetched or trusted (RFC 8725
 			// §3.10), and no extension is understood (RFC 7515 §4.1.11).

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -294,12 +295,13 @@ func (e *TokenEndpoint) serve(w http.ResponseWriter, r *http.Request) (grantType
 		}
 	}
 	grantType = form.Get("grant_type")
+	addr := e.verifier.clientAddr(r)
 	switch grantType {
 	case GrantTypeJWTBearer:
-		resp, err := e.assertionGrant(r.Context(), form)
+		resp, err := e.assertionGrant(r.Context(), form, addr)
 		return grantType, resp, err
 	case "refresh_token":
-		resp, err := e.refreshGrant(r.Context(), form)
+		resp, err := e.refreshGrant(r.Context(), form, addr)
 		return grantType, resp, err
 	case "":
 		return "", nil, refusal("no grant_type", "%w: no grant_type", ErrInvalidRequest)
@@ -307,8 +309,8 @@ func (e *TokenEndpoint) serve(w http.ResponseWriter, r *http.Request) (grantType
 	return truncate(grantType), nil, refusal("grant types: "+GrantTypeJWTBearer+", refresh_token", "%w: %q", ErrUnsupportedGrantType, truncate(grantType))
 }
 
-// assertionGrant serves the JWT bearer grant.
-func (e *TokenEndpoint) assertionGrant(ctx context.Context, form url.Values) (*tokenResponse, error) {
+// assertionGrant serves the JWT bearer grant, asked for from addr.
+func (e *TokenEndpoint) assertionGrant(ctx context.Context, form url.Values, addr netip.Addr) (*tokenResponse, error) {
 	assertion := form.Get("assertion")
 	if assertion == "" {
 		return nil, refusal("no assertion", "%w: no assertion", ErrInvalidRequest)
@@ -317,7 +319,7 @@ func (e *TokenEndpoint) assertionGrant(ctx context.Context, form url.Values) (*t
 	if !validScope(scope) {
 		return nil, refusal("scope is not valid", "%w: scope parameter is not valid", ErrInvalidScope)
 	}
-	g, err := e.verifyAssertion(ctx, assertion)
+	g, err := e.verifyAssertion(ctx, assertion, addr)
 	if errors.Is(err, ErrUnavailable) {
 		return nil, err
 	}
@@ -343,15 +345,15 @@ func (e *TokenEndpoint) assertionGrant(ctx context.Context, form url.Values) (*t
 		}
 		scope = granted
 	}
-	return e.issue(ctx, g.username, g.keyID, scope, nil)
+	return e.issue(ctx, g.username, g.keyID, g.cert, scope, nil)
 }
 
 // refreshTokenLen is the length of a refresh token: the chain (16 bytes)
 // and the secret (32 bytes), base64url, joined by a dot.
 const refreshTokenLen = 22 + 1 + 43
 
-// refreshGrant serves the refresh token grant.
-func (e *TokenEndpoint) refreshGrant(ctx context.Context, form url.Values) (*tokenResponse, error) {
+// refreshGrant serves the refresh token grant, asked for from addr.
+func (e *TokenEndpoint) refreshGrant(ctx context.Context, form url.Values, addr netip.Addr) (*tokenResponse, error) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return nil, refusal("no refresh_token", "%w: no refresh_token", ErrInvalidRequest)
@@ -386,12 +388,17 @@ func (e *TokenEndpoint) refreshGrant(ctx context.Context, form url.Values) (*tok
 	if !e.verifier.now().Before(grant.Expires) {
 		return nil, refusal("refresh token not valid", "%w: refresh token expired", ErrInvalidGrant)
 	}
+	// The chain lasts only as long as the key that began it would still
+	// let its user in: stored, its options allowing now and addr, not
+	// revoked.
 	keys, err := e.verifier.keys.PublicKeys(ctx, grant.Username)
 	if err != nil {
 		return nil, unavailable("key store", err)
 	}
-	if !hasKey(keys, grant.KeyID) {
-		return nil, revoke(fmt.Sprintf("user %q no longer has key %s", grant.Username, grant.KeyID))
+	if why, err := e.keyStillAllows(keys, grant, addr); err != nil {
+		return nil, unavailable("revocation list", err)
+	} else if why != "" {
+		return nil, revoke(why)
 	}
 	switch {
 	case !hasScope:
@@ -399,7 +406,7 @@ func (e *TokenEndpoint) refreshGrant(ctx context.Context, form url.Values) (*tok
 	case !subScope(scope, grant.Scope):
 		return nil, refusal("scope wider than the refresh token's", "%w: scope wider than the refresh token's", ErrInvalidScope)
 	}
-	return e.issue(ctx, grant.Username, grant.KeyID, scope, &next)
+	return e.issue(ctx, grant.Username, grant.KeyID, nil, scope, &next)
 }
 
 // unavailable reports a store that could not answer: 503, fail closed.
@@ -410,13 +417,31 @@ func unavailable(what string, err error) error {
 	return errorf("%w: %s: %w", ErrUnavailable, what, err)
 }
 
-func hasKey(keys []PublicKey, fingerprint string) bool {
+// keyStillAllows tells why the key that began a chain no longer lets its
+// user in ("" when it does), as authenticating a request would: the user
+// no longer has it, its expiry-time or from= refuse, or it is revoked. An
+// error means the revocation list could not be read.
+func (e *TokenEndpoint) keyStillAllows(keys []PublicKey, grant RefreshGrant, addr netip.Addr) (string, error) {
+	var why error
 	for _, k := range keys {
-		if k.Fingerprint == fingerprint {
-			return true
+		if k.Fingerprint != grant.KeyID {
+			continue
 		}
+		if why = k.Restrictions.check(e.verifier.now(), addr); why != nil {
+			continue // another line of the same key may allow it
+		}
+		if err := e.verifier.checkKeyRevoked(k.Fingerprint, k.Key); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return "", err
+			}
+			return fmt.Sprintf("key %s of user %q: %v", k.Fingerprint, grant.Username, err), nil
+		}
+		return "", nil
 	}
-	return false
+	if why != nil {
+		return fmt.Sprintf("key %s of user %q: %v", grant.KeyID, grant.Username, why), nil
+	}
+	return fmt.Sprintf("user %q no longer has key %s", grant.Username, grant.KeyID), nil
 }
 
 // subScope reports whether every scope token of s is one of of's.
@@ -447,17 +472,25 @@ func newRefreshToken(chain string) string {
 
 // issue signs an access token for username and, for a new grant (next is
 // nil), begins a refresh token chain; for a refresh, next is the token that
-// replaces the one used.
-func (e *TokenEndpoint) issue(ctx context.Context, username, keyID, scope string, next *string) (*tokenResponse, error) {
+// replaces the one used. A grant through a certificate (cert) gets no
+// refresh token, since a refresh could not check the certificate again,
+// and an access token that ends with the certificate at the latest.
+func (e *TokenEndpoint) issue(ctx context.Context, username, keyID string, cert *CertificateInfo, scope string, next *string) (*tokenResponse, error) {
 	now := e.verifier.now()
 	exp := now.Add(e.accessTTL)
+	if cert != nil && !cert.ValidBefore.IsZero() && cert.ValidBefore.Before(exp) {
+		exp = cert.ValidBefore
+	}
 	at, err := e.issuer.sign(ctx, accessTokenClaims(e.issuer.Issuer(), username, e.audience, scope, now, exp), exp)
 	if err != nil {
 		return nil, unavailable("signing access token", err)
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(e.accessTTL / time.Second), Scope: scope}
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: scope}
 	if next != nil {
 		resp.RefreshToken = *next
+		return resp, nil
+	}
+	if cert != nil {
 		return resp, nil
 	}
 	var chain [16]byte

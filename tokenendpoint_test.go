@@ -12,6 +12,7 @@ import (
 	"errors"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -656,7 +657,7 @@ func FuzzAssertion(f *testing.F) {
 	f.Add(jwsOf(f, keys.ed, EdDSA, `{"alg":"EdDSA","typ":"JWT"}`, `{"username":"alice","time":1,"nonce":"n"}`))
 	f.Add("e30.e30.AA")
 	f.Fuzz(func(t *testing.T, raw string) {
-		g, err := x.ep.verifyAssertion(context.Background(), raw)
+		g, err := x.ep.verifyAssertion(context.Background(), raw, netip.Addr{})
 		if err == nil && g.username != "alice" {
 			t.Fatalf("accepted %q for %q", raw, g.username)
 		}

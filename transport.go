@@ -88,13 +88,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody = false
 		return t.base().RoundTrip(req)
 	}
-	host := skewKey(req)
-	offset := t.skew.offset(host)
+	offset := t.skew.requestOffset(req)
 	start := time.Now()
 	resp, err := t.send(req, offset)
 	closeBody = false // the base transport closes it from here on
 	if err != nil || t.DisableSkewCorrection || !isStale(resp) ||
-		!t.skew.learn(host, offset, t.Signer.now(), resp, time.Since(start)) {
+		!t.skew.learn(skewKey(req), offset, t.Signer.now(), resp, time.Since(start)) {
 		return resp, err
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
@@ -110,14 +109,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
-	return t.send(retry, t.skew.offset(host))
+	return t.send(retry, t.skew.offset(skewKey(req)))
 }
 
 // send signs req with the clock moved by offset and sends a clone of it
 // carrying the token. It closes req's body when signing fails; after that
 // the base transport owns it.
 func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Response, error) {
-	token, err := t.Signer.sign(req.Context(), req, offset)
+	auth, err := t.Signer.authorization(req.Context(), req, offset)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -125,7 +124,7 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 		return nil, err
 	}
 	req2 := req.Clone(req.Context())
-	req2.Header.Set("Authorization", "JWT "+token)
+	req2.Header.Set("Authorization", auth)
 	return t.base().RoundTrip(req2)
 }
 

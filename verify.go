@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,6 +37,13 @@ type Verifier struct {
 	onError    func(*http.Request, error)
 	onSuccess  func(*http.Request, *Identity)
 	errorBody  func(*http.Request, error) (string, []byte)
+	metrics    VerifierMetrics // nil: no timing at all
+
+	// OpenSSH certificates and authorized_keys options.
+	cas         []CertAuthority // WithTrustedCAs
+	clientAddr  func(*http.Request) netip.Addr
+	revocations *revocationFile
+	certs       certCache
 }
 
 // WithNonceStore sets where used nonces are remembered. The default is a
@@ -208,10 +217,11 @@ func NewVerifier(keys KeyStore, opts ...VerifierOption) (*Verifier, error) {
 		return nil, errorf("NewVerifier: nil KeyStore")
 	}
 	v := &Verifier{
-		keys:    keys,
-		now:     time.Now,
-		maxSkew: DefaultMaxSkew,
-		maxSize: DefaultMaxTokenSize,
+		keys:       keys,
+		now:        time.Now,
+		maxSkew:    DefaultMaxSkew,
+		maxSize:    DefaultMaxTokenSize,
+		clientAddr: RemoteAddr,
 	}
 	for _, opt := range opts {
 		if err := opt.applyVerifier(v); err != nil {
@@ -259,6 +269,28 @@ type Identity struct {
 	// Scope is an access token's "scope", space-separated; empty for a
 	// request token, or when none was granted.
 	Scope string
+	// Certificate describes the OpenSSH certificate through which Key was
+	// trusted (its key ID and serial are the audit trail CAs expect); nil
+	// when Key is one of the user's stored keys.
+	Certificate *CertificateInfo
+}
+
+// LogValue makes an Identity a slog.LogValuer: the username, the key's
+// fingerprint and algorithm, and for a certificate its key ID, serial and
+// CA. It never holds the token or the claims.
+func (id *Identity) LogValue() slog.Value {
+	if id == nil {
+		return slog.Value{}
+	}
+	return slog.GroupValue(id.logAttrs(nil)...)
+}
+
+func (id *Identity) logAttrs(attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs, slog.String("user", id.Username), slog.String("key", id.Key.Fingerprint), slog.String("alg", string(id.Algorithm)))
+	if c := id.Certificate; c != nil {
+		attrs = append(attrs, slog.String("cert_key_id", truncate(c.KeyID)), slog.Uint64("cert_serial", c.Serial), slog.String("cert_ca", c.CA))
+	}
+	return attrs
 }
 
 // Verify checks the "Authorization: JWT <token>" header of r (or, with
@@ -266,11 +298,21 @@ type Identity struct {
 // the caller's identity. The error wraps exactly one of ErrNoToken,
 // ErrTokenTooLarge, ErrMalformed, ErrBadHeader, ErrBadAlgorithm,
 // ErrBadClaims, ErrUnknownUser, ErrBadSignature, ErrStale, ErrReplay,
-// ErrBinding and ErrUnavailable. A successful Verify uses up the token's
-// nonce: the same token verifies only once. The hooks of [WithErrorHook]
-// and [WithSuccessHook] are called here.
+// ErrBinding, ErrUnavailable, ErrKeyExpired, ErrAddressRefused, ErrRevoked,
+// ErrCertUntrusted, ErrCertType, ErrCertPrincipal, ErrCertExpired and
+// ErrCertOption. A successful Verify uses up the token's nonce: the same
+// token verifies only once. The hooks of [WithErrorHook] and
+// [WithSuccessHook] are called here, and an accepted request is logged
+// ([WithLogger]).
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	id, err := v.verifyRequest(r)
+	if v.metrics != nil {
+		v.metrics.Verified(resultKind(err), time.Since(start))
+	}
 	if err != nil {
 		err = withPrefix(err)
 		if v.onError != nil {
@@ -278,6 +320,7 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 		}
 		return nil, err
 	}
+	v.logAccepted(r, id)
 	if v.onSuccess != nil {
 		v.onSuccess(r, id)
 	}
@@ -292,8 +335,9 @@ func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
 	if bearer {
 		return v.verifyAccessToken(r.Context(), raw)
 	}
-	htu, badHost := v.requestHTU(r)
-	return v.verify(r.Context(), raw, r.Method, htu, badHost, false)
+	var buf [256]byte // the usual URL fits; a longer one spills to the heap
+	htu, badHost := v.appendRequestHTU(buf[:0], r)
+	return v.verify(r.Context(), raw, r.Method, htu, badHost, false, v.clientAddr(r))
 }
 
 // VerifyToken verifies a token presented outside an HTTP request (from a
@@ -302,9 +346,18 @@ func (v *Verifier) verifyRequest(r *http.Request) (*Identity, error) {
 // bound to: when not empty, the token must carry a matching "htm" or "htu"
 // claim; when empty, that claim is not checked ([WithRequireBinding] still
 // requires it to be present). The nonce is used up as in [Verifier.Verify].
-// No hook is called.
+// No hook is called; [WithMetrics] metrics are reported. No client address
+// is known here: a key restricted by from= and a certificate with
+// source-address are refused ([ErrAddressRefused]).
 func (v *Verifier) VerifyToken(ctx context.Context, tok, method, target string) (*Identity, error) {
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	id, err := v.verifyToken(ctx, tok, method, target)
+	if v.metrics != nil {
+		v.metrics.Verified(resultKind(err), time.Since(start))
+	}
 	if err != nil {
 		return nil, withPrefix(err)
 	}
@@ -330,7 +383,7 @@ func (v *Verifier) verifyToken(ctx context.Context, tok, method, target string) 
 			return nil, fmt.Errorf("%w: target %q is not an absolute http(s) URL", ErrBinding, truncate(target))
 		}
 	}
-	return v.verify(ctx, tok, method, htu, "", true)
+	return v.verify(ctx, tok, method, []byte(htu), "", true, netip.Addr{})
 }
 
 // withPrefix names the package at the start of a verification error.
@@ -380,9 +433,10 @@ func trimOWS(s string) string {
 	return s
 }
 
-// requestHTU is the htu a token for r must carry. When r's Host is not one
-// of WithHosts, no htu can match: it returns "" and the Host that came.
-func (v *Verifier) requestHTU(r *http.Request) (htu, badHost string) {
+// appendRequestHTU appends the htu a token for r must carry to dst. When r's
+// Host is not one of WithHosts, no htu can match: it returns nil and the Host
+// that came.
+func (v *Verifier) appendRequestHTU(dst []byte, r *http.Request) (htu []byte, badHost string) {
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
@@ -393,9 +447,9 @@ func (v *Verifier) requestHTU(r *http.Request) (htu, badHost string) {
 		if host == "" {
 			host = "(none)"
 		}
-		return "", host
+		return nil, host
 	}
-	return buildHTU(scheme, host, r.URL.EscapedPath()), ""
+	return appendHTU(dst, scheme, host, r.URL.EscapedPath()), ""
 }
 
 func (v *Verifier) knownHost(scheme, host string) bool {
@@ -409,10 +463,11 @@ func (v *Verifier) knownHost(scheme, host string) bool {
 }
 
 // verify runs the checks in DESIGN.md's order: parse once, look up keys,
-// algorithm from the stored key, signature, time, binding, and last the
-// nonce, so only signed tokens reach the nonce store. Its errors are not
-// yet prefixed.
-func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string, strictBinding bool) (*Identity, error) {
+// algorithm from the stored key (or the certified one), signature, what the
+// key's line or certificate allows (addr is the client's, invalid when
+// unknown), time, binding, and last the nonce, so only signed tokens reach
+// the nonce store. Its errors are not yet prefixed.
+func (v *Verifier) verify(ctx context.Context, raw, method string, htu []byte, badHost string, strictBinding bool, addr netip.Addr) (*Identity, error) {
 	var t token
 	if err := parseToken(raw, &t); err != nil {
 		return nil, err
@@ -421,19 +476,11 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string,
 	if spec == nil {
 		return nil, fmt.Errorf("%w: %q", ErrBadAlgorithm, truncate(string(t.alg)))
 	}
-	keys, err := v.keys.PublicKeys(ctx, t.username)
-	if err != nil {
-		return nil, errorf("%w: key store: %w", ErrUnavailable, err)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, t.username)
-	}
-	key, err := verifySignature(&t, spec, keys)
-	if err != nil {
-		return nil, fmt.Errorf("%w (user %q)", err, t.username)
-	}
-
 	now := v.now()
+	key, cert, err := v.authenticate(ctx, &t, spec, addr, now)
+	if err != nil {
+		return nil, err
+	}
 	if err := v.checkTime(&t, now); err != nil {
 		return nil, err
 	}
@@ -447,7 +494,15 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string,
 	// and as long again for the other verifiers of a fleet, whose clocks may
 	// differ from this one's by up to the window.
 	ttl := time.Duration((t.time-float64(now.UnixNano())/1e9)*1e9) + 2*v.maxSkew + time.Second
-	if err := v.nonces.Use(ctx, t.username, t.nonce, ttl); err != nil {
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
+	err = v.nonces.Use(ctx, t.username, t.nonce, ttl)
+	if v.metrics != nil {
+		v.metrics.NonceStoreUse(time.Since(start), err)
+	}
+	if err != nil {
 		if errors.Is(err, ErrReplay) {
 			return nil, fmt.Errorf("%w (user %q)", ErrReplay, t.username)
 		}
@@ -455,12 +510,13 @@ func (v *Verifier) verify(ctx context.Context, raw, method, htu, badHost string,
 	}
 	sec, frac := math.Modf(t.time)
 	return &Identity{
-		Username:  t.username,
-		Key:       key,
-		Algorithm: spec.alg,
-		Time:      time.Unix(int64(sec), int64(frac*1e9)),
-		Nonce:     t.nonce,
-		Claims:    t.claimsJSON,
+		Username:    t.username,
+		Key:         key,
+		Algorithm:   spec.alg,
+		Time:        time.Unix(int64(sec), int64(frac*1e9)),
+		Nonce:       t.nonce,
+		Claims:      t.claimsJSON,
+		Certificate: cert,
 	}, nil
 }
 
@@ -493,11 +549,16 @@ func verifySignature(t *token, spec *algSpec, keys []PublicKey) (PublicKey, erro
 		}
 	}
 	fitted := false
-	for _, k := range candidates {
+	for i, k := range candidates {
 		if !spec.fits(k.Key) {
 			continue
 		}
 		fitted = true
+		// The same key on several lines (with other options) is checked
+		// once.
+		if slices.ContainsFunc(candidates[:i], func(o PublicKey) bool { return o.Fingerprint == k.Fingerprint }) {
+			continue
+		}
 		if spec.verify(k.Key, t.signingInput, t.signature) {
 			return k, nil
 		}
@@ -535,7 +596,7 @@ func (v *Verifier) checkTime(t *token, now time.Time) error {
 // An empty method or htu is unknown (a token checked by VerifyToken without
 // them): its claim is reported, not checked. In strict mode, a known method
 // or htu requires its claim. badHost is a Host that WithHosts does not name.
-func (v *Verifier) checkBinding(t *token, method, htu, badHost string, strict bool) error {
+func (v *Verifier) checkBinding(t *token, method string, htu []byte, badHost string, strict bool) error {
 	if v.requireBnd && (!t.hasHTM || !t.hasHTU) {
 		return fmt.Errorf("%w: htm and htu are required", ErrBinding)
 	}
@@ -545,10 +606,10 @@ func (v *Verifier) checkBinding(t *token, method, htu, badHost string, strict bo
 	if badHost != "" && t.hasHTU {
 		return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(badHost), strings.Join(v.hosts, ", "))
 	}
-	if htu != "" && (t.hasHTU || strict) && string(t.htu) != htu {
+	if len(htu) > 0 && (t.hasHTU || strict) && string(t.htu) != string(htu) {
 		// Only a client that normalises differently needs the slow path.
-		if got, ok := normalizeHTU(string(t.htu)); !ok || got != htu {
-			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, htu)
+		if got, ok := normalizeHTU(string(t.htu)); !ok || got != string(htu) {
+			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, string(htu))
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -929,5 +930,34 @@ func TestWithHostsMismatchSaysWhich(t *testing.T) {
 	_, err := h.verify("GET", "http://api.example.com:8080/x", "JWT "+tok)
 	if !errors.Is(err, ErrBinding) || !strings.Contains(err.Error(), `"api.example.com:8080"`) || !strings.Contains(err.Error(), "WithHosts: api.example.com") {
 		t.Fatalf("err = %v, want ErrBinding naming both hosts", err)
+	}
+}
+
+// shortKeyStore hands over its user's Ed25519 key cut to 31 bytes, as a
+// KeyStore of the caller's could.
+type shortKeyStore struct{ pub ed25519.PublicKey }
+
+func (s shortKeyStore) PublicKeys(context.Context, string) ([]PublicKey, error) {
+	return []PublicKey{{Key: s.pub[:ed25519.PublicKeySize-1]}}, nil
+}
+
+// TestVerifyShortEd25519Key: a malformed key from a KeyStore is a bad
+// signature, not a panic in ed25519.Verify.
+func TestVerifyShortEd25519Key(t *testing.T) {
+	k := loadTestKeys(t)
+	v, err := NewVerifier(shortKeyStore{k.ed.Public().(ed25519.PublicKey)}, WithClock(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner("u", k.ed, WithClock(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Sign(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.VerifyToken(context.Background(), tok, "", ""); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("err = %v, want ErrBadSignature", err)
 	}
 }

@@ -1,12 +1,14 @@
 // Package verifytest helps test code that signs or verifies asymjwt tokens,
 // in the manner of net/http/httptest: a verifying HTTP server on loopback
 // with an in-memory key store and a record of every request, throw-away key
-// pairs written to a test's temporary directory, and an in-process ssh-agent
-// on a unix socket.
+// pairs written to a test's temporary directory, an in-process ssh-agent on
+// a unix socket, and a throw-away OpenSSH certificate authority ([NewCA])
+// that certifies key pairs.
 package verifytest
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"fmt"
 	"io"
@@ -55,6 +57,9 @@ type Request struct {
 	Authorized bool
 	// Body is the request body as the handler saw it; nil when refused.
 	Body []byte
+	// Certificate describes the OpenSSH certificate through which the key
+	// was trusted; nil for a stored key or a refused request.
+	Certificate *asymjwt.CertificateInfo
 }
 
 // Option configures a [Server].
@@ -189,19 +194,37 @@ func (s *Server) AddKey(username string, pub crypto.PublicKey) {
 }
 
 // AddKeyFile adds the keys in a public key file (authorized_keys lines
-// and/or PEM blocks) for username. It panics if the file cannot be read or
-// holds no usable key.
+// and/or PEM blocks) for username, and trusts the CAs of its cert-authority
+// lines for username, as a DirKeyStore would. It panics if the file cannot
+// be read or holds neither a usable key nor a CA.
 func (s *Server) AddKeyFile(username, path string) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		panic("verifytest: AddKeyFile: " + err.Error())
 	}
-	keys, skipped := asymjwt.ParsePublicKeys(data)
-	if len(keys) == 0 {
+	ak, skipped := asymjwt.ParseAuthorizedKeys(data)
+	if len(ak.Keys) == 0 && len(ak.Authorities) == 0 {
 		panic(fmt.Sprintf("verifytest: AddKeyFile: no usable key in %s (%v)", path, skipped))
 	}
-	if err := s.keys.AddPublicKeys(username, keys...); err != nil {
-		panic("verifytest: AddKeyFile: " + err.Error())
+	if len(ak.Keys) > 0 {
+		if err := s.keys.AddPublicKeys(username, ak.Keys...); err != nil {
+			panic("verifytest: AddKeyFile: " + err.Error())
+		}
+	}
+	for _, ca := range ak.Authorities {
+		s.AddCertAuthority(username, ca)
+	}
+}
+
+// AddCertAuthority trusts ca to certify username's keys, as a
+// cert-authority line in the user's authorized_keys does (principals=
+// being ca.Principals). To trust a CA for every user, start the server
+// WithVerifierOptions(asymjwt.WithTrustedCAs(ca)). It panics on a CA key
+// the verifier would refuse.
+func (s *Server) AddCertAuthority(username string, ca asymjwt.CertAuthority) {
+	cas, _ := s.keys.CertAuthorities(context.Background(), username)
+	if err := s.keys.SetCertAuthorities(username, append(cas, ca)); err != nil {
+		panic("verifytest: AddCertAuthority: " + err.Error())
 	}
 }
 
@@ -229,7 +252,7 @@ func (s *Server) serveVerified(w http.ResponseWriter, r *http.Request) {
 	id, _ := asymjwt.IdentityFrom(r.Context())
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	s.record(Request{Method: r.Method, Path: r.URL.Path, Username: id.Username, Authorized: true, Body: body})
+	s.record(Request{Method: r.Method, Path: r.URL.Path, Username: id.Username, Authorized: true, Body: body, Certificate: id.Certificate})
 	s.handler.ServeHTTP(w, r)
 }
 

@@ -65,3 +65,31 @@ func TestNoTestCodeLinked(t *testing.T) {
 		})
 	}
 }
+
+// TestPrometheusOnlyInCommand checks that the metrics dependency stays in
+// the command: a program that imports the library (or redisnonce, or
+// verifytest) neither compiles nor links client_golang.
+func TestPrometheusOnlyInCommand(t *testing.T) {
+	t.Parallel()
+	goCmd, err := goTool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := []string{"github.com/asymjwt/asymjwt", "github.com/asymjwt/asymjwt/redisnonce", "github.com/asymjwt/asymjwt/verifytest"}
+	out, err := exec.Command(goCmd, append([]string{"list", "-deps"}, pkgs...)...).Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.HasPrefix(line, "github.com/prometheus/") {
+			t.Errorf("a library package depends on %s", strings.TrimSpace(line))
+		}
+	}
+	out, err = exec.Command(goCmd, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	if !strings.Contains(string(out), "github.com/prometheus/client_golang/prometheus\n") {
+		t.Error("the command does not link client_golang: is this test still needed?")
+	}
+}

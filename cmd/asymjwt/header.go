@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/asymjwt/asymjwt"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 )
 
-const headerSynopsis = "asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]"
+const headerSynopsis = "asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] [-method M] [-url U]"
 
 const headerDescription = `
 Prints one line, "JWT <token>": the value of an Authorization header that
@@ -27,6 +28,14 @@ encrypted key file the passphrase is read from -passphrase-file (one trailing
 newline is not part of it) or, when standard input is a terminal, asked for
 without echo. When the agent holds several keys, -agent-key chooses one by
 its fingerprint (as ssh-keygen -l prints it) or its comment.
+
+An OpenSSH user certificate of the key (made by ssh-keygen -s, or a CA such
+as Vault or step-ca) goes into the token's header, so a server that trusts
+the CA accepts the key without storing it: with -key FILE, FILE-cert.pub
+when it exists (as ssh -i looks for it); with -agent, a certificate the
+agent holds for the chosen key; -cert FILE names one instead (a missing or
+unusable one is an error). A certificate that is expired or not yet valid
+is still sent, with a warning.
 
 -url binds the token to one request (the "htm" and "htu" claims): its
 method (-method, GET by default), scheme, host and path. Example:
@@ -45,6 +54,7 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
 	useAgent := fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)")
 	agentKey := fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`")
+	certFile := fs.String("cert", "", "send the OpenSSH user certificate in `FILE` (default: the key file's -cert.pub, or the agent's)")
 	method := fs.String("method", "", "bind the token to the HTTP `METHOD` (needs -url; default GET)")
 	target := fs.String("url", "", "bind the token to the request `URL` (scheme, host and path)")
 	usage := func(w io.Writer) { printUsage(w, fs, headerSynopsis, headerDescription) }
@@ -86,7 +96,7 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
-	signer, done, code := newSigner(ctx, "header", *username, *keyFile, *passFile, *useAgent, *agentKey, stdin, stderr)
+	signer, done, code := newSigner(ctx, "header", *username, *keyFile, *passFile, *certFile, *useAgent, *agentKey, stdin, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -99,10 +109,10 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// newSigner makes the Signer of the -user, -key, -passphrase-file,
+// newSigner makes the Signer of the -user, -key, -passphrase-file, -cert,
 // -agent and -agent-key flags of the command name. done closes the agent
 // connection, if any; code is the exit code when that failed, else -1.
-func newSigner(ctx context.Context, name, username, keyFile, passFile string, useAgent bool, agentKey string, stdin io.Reader, stderr io.Writer) (_ *asymjwt.Signer, done func(), code int) {
+func newSigner(ctx context.Context, name, username, keyFile, passFile, certFile string, useAgent bool, agentKey string, stdin io.Reader, stderr io.Writer) (_ *asymjwt.Signer, done func(), code int) {
 	done = func() {}
 	var key asymjwt.Key
 	if useAgent {
@@ -115,12 +125,25 @@ func newSigner(ctx context.Context, name, username, keyFile, passFile string, us
 			done()
 			return nil, done, inputError(stderr, name, err)
 		}
+		if certFile != "" {
+			cert, err := os.ReadFile(certFile)
+			if err != nil {
+				done()
+				return nil, done, inputError(stderr, name, fmt.Errorf("-cert: %w", err))
+			}
+			if key, err = asymjwt.KeyWithCertificate(key, cert); err != nil {
+				done()
+				return nil, done, inputError(stderr, name, fmt.Errorf("-cert %s: %w", certFile, err))
+			}
+		}
 	} else {
 		var err error
-		if key, err = loadKeyFile(keyFile, passFile, stdin, stderr); err != nil {
+		if key, err = loadKeyFile(keyFile, passFile, certFile, stdin, stderr); err != nil {
 			return nil, done, inputError(stderr, name, err)
 		}
 	}
+	warnCertificateValidity(stderr, key, time.Now())
+
 	signer, err := asymjwt.NewSigner(username, key)
 	if err != nil {
 		done()
@@ -141,11 +164,32 @@ func checkTargetURL(s string) error {
 	return nil
 }
 
-// loadKeyFile reads a private key file. The passphrase of an encrypted key
-// comes from passFile when given, else from a prompt when stdin is a
-// terminal; otherwise loading fails naming the missing passphrase.
-func loadKeyFile(path, passFile string, stdin io.Reader, stderr io.Writer) (asymjwt.Key, error) {
+// warnCertificateValidity warns when the key's certificate is not valid at
+// now: a verifier would refuse it.
+func warnCertificateValidity(stderr io.Writer, key asymjwt.Key, now time.Time) {
+	ck, ok := key.(asymjwt.CertifiedKey)
+	if !ok || ck.Certificate() == nil {
+		return
+	}
+	c, t := ck.Certificate(), uint64(max(now.Unix(), 0))
+	switch {
+	case t < c.ValidAfter:
+		fmt.Fprintf(stderr, "asymjwt header: warning: certificate %q is not valid before %s\n", c.KeyId, time.Unix(int64(c.ValidAfter), 0).UTC().Format(time.RFC3339))
+	case c.ValidBefore != ssh.CertTimeInfinity && t >= c.ValidBefore:
+		fmt.Fprintf(stderr, "asymjwt header: warning: certificate %q expired at %s\n", c.KeyId, time.Unix(int64(c.ValidBefore), 0).UTC().Format(time.RFC3339))
+	}
+}
+
+// loadKeyFile reads a private key file, with the certificate in certFile
+// or, when certFile is empty, the one beside the key. The passphrase of an
+// encrypted key comes from passFile when given, else from a prompt when
+// stdin is a terminal; otherwise loading fails naming the missing
+// passphrase.
+func loadKeyFile(path, passFile, certFile string, stdin io.Reader, stderr io.Writer) (asymjwt.Key, error) {
 	var opts []asymjwt.KeyOption
+	if certFile != "" {
+		opts = append(opts, asymjwt.WithCertificateFile(certFile))
+	}
 	switch {
 	case passFile != "":
 		p, err := readPassphraseFile(passFile)

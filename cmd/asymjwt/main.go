@@ -1,12 +1,15 @@
-// Command asymjwt makes keys, makes and checks asymjwt tokens, and shows the
-// library at work on loopback.
+// Command asymjwt makes keys, makes and checks asymjwt tokens, puts a
+// verifying or a signing proxy beside a service in any language, and shows
+// the library at work on loopback.
 //
 // Usage:
 //
 //	asymjwt keygen [-type ed25519|ecdsa|rsa] [-bits N] [-passphrase-file F] [-f] -o FILE
-//	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-method M] [-url U]
-//	asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN
-//	asymjwt token -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) -url TOKEN_URL [-scope S] [-audience AUD]
+//	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] [-method M] [-url U]
+//	asymjwt verify (-keys DIR | -ca FILE | both) [-method M] [-url U] [-skew DURATION] TOKEN
+//	asymjwt token -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] -url TOKEN_URL [-scope S] [-audience AUD]
+//	asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json]
+//	asymjwt sign-proxy -listen ADDR -upstream URL -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-allow-remote]
 //	asymjwt demo
 //	asymjwt version
 //
@@ -22,12 +25,37 @@
 // (SSH_AUTH_SOCK). With -url (and -method, GET by default) the token is
 // bound to that request. For an encrypted key the passphrase comes from
 // -passphrase-file (one trailing newline is not part of it) or is asked for
-// on the terminal.
+// on the terminal. The key's OpenSSH user certificate goes into the token's
+// header: FILE-cert.pub beside a key file, the agent's certificate for an
+// agent key, or -cert FILE.
 //
 // verify checks a token (an argument, or "-" for standard input, with or
 // without "JWT ") against the public keys in DIR/<username>.pub and prints
 // its claims as one JSON object. With -method or -url the token must be bound
-// to that request.
+// to that request. A token with an OpenSSH certificate verifies through a CA
+// of -ca FILE (every user) or a cert-authority line of the user's file; its
+// key ID, serial and CA are printed as "cert_key_id", "cert_serial" and
+// "cert_ca".
+//
+// verify-proxy is a verifying reverse proxy (a gateway) in front of an HTTP
+// service: requests that verify against DIR/<username>.pub go upstream
+// without their Authorization header and with Asymjwt-User and Asymjwt-Key
+// (the key's fingerprint) set, any copies a client sent being removed;
+// others are refused as the library's Middleware refuses them. Bodies and
+// answers stream, Upgrade passes, upstream faults give 502 and 504. -redis
+// shares nonces with a fleet, -public-url names the URL clients use behind
+// a TLS-terminating load balancer, -metrics serves /healthz and Prometheus
+// /metrics.
+//
+// sign-proxy is the client half: a loopback proxy that forwards every
+// request to one upstream, signed afresh per request and per attempt with a
+// key file or a key held by ssh-agent, with retries and clock-skew
+// correction. It refuses to listen beyond loopback unless -allow-remote.
+//
+// Both proxies print "listening on http://HOST:PORT" to standard error once
+// they listen (the real port for port 0), log with log/slog (-log-format
+// text or json; never a token), and on SIGTERM or SIGINT stop accepting,
+// let requests in flight finish within -grace, and exit 0.
 //
 // token signs an RFC 7523 assertion as user NAME (key flags as for header),
 // posts it to the token endpoint at TOKEN_URL for an access token, and
@@ -43,8 +71,9 @@
 // linux/amd64)"; a build from a checkout names its commit when the go tool
 // recorded it. -version and --version do the same.
 //
-// Exit codes: 0 success, 1 the token did not verify (or the token endpoint
-// refused, or the demo did not go as expected), 2 a usage or input error
+// Exit codes: 0 success (for the proxies: stopped by a signal), 1 the token
+// did not verify (or the token endpoint refused, or the demo did not go as
+// expected, or a proxy could not go on serving), 2 a usage or input error
 // (bad flags, an unreadable key file or key directory, a missing
 // passphrase). A usage error prints one line naming the problem and one
 // pointing to "asymjwt <command> -h", which prints the command's full
@@ -86,6 +115,8 @@ func commands() []command {
 		{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
 		{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
 		{"token", "buy an access token at a token endpoint and print the answer", runToken},
+		{"verify-proxy", "a verifying reverse proxy in front of a service in any language", runVerifyProxy},
+		{"sign-proxy", "a local proxy that signs every request it forwards", runSignProxy},
 		{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
 		{"version", "print the version of asymjwt and of the Go that built it", runVersion},
 	}
@@ -125,7 +156,7 @@ func topUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "asymjwt <command> -h" for a command's flags.`)

@@ -46,18 +46,12 @@ func testMain(m *testing.M) int {
 }
 
 // goTool returns the path of the go command, which the tests use to build
-// the command and to list its dependencies: the one on PATH, else the one
-// of the GOROOT the tests run with.
+// the command and to list its dependencies: the one on PATH, as the go
+// command that runs the tests puts its own there in every usual setup.
 func goTool() (string, error) {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p, nil
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if runtime.GOOS == "windows" {
-		p += ".exe"
-	}
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("the tests need the go tool, which is neither on PATH nor in GOROOT: %w", err)
+	p, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("the tests need the go tool on PATH: %w", err)
 	}
 	return p, nil
 }

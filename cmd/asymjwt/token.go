@@ -16,7 +16,7 @@ import (
 	"github.com/asymjwt/asymjwt"
 )
 
-const tokenSynopsis = "asymjwt token -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) -url TOKEN_URL [-scope SCOPE] [-audience AUD]"
+const tokenSynopsis = "asymjwt token -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] -url TOKEN_URL [-scope SCOPE] [-audience AUD]"
 
 const tokenDescription = `
 Buys an access token: signs a JWT bearer assertion (RFC 7523) as user NAME,
@@ -27,8 +27,9 @@ refresh_token, scope) on standard output.
 
 The assertion's "iss" and "sub" are NAME, its "aud" TOKEN_URL (or -audience,
 for servers that want their issuer identifier), it lives one minute and has
-a random "jti"; its "kid" is the key's fingerprint. The key flags are those
-of "asymjwt header". TOKEN_URL must be https, or http on a loopback address.
+a random "jti"; its "kid" is the key's fingerprint, and its header carries
+the key's OpenSSH certificate when there is one. The key flags are those of
+"asymjwt header". TOKEN_URL must be https, or http on a loopback address.
 
 The answer holds secrets: the access token works as "Authorization: Bearer"
 until it expires, and the refresh token buys new ones. Example:
@@ -52,6 +53,7 @@ func runToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
 	useAgent := fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)")
 	agentKey := fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`")
+	certFile := fs.String("cert", "", "send the OpenSSH user certificate in `FILE` (default: the key file's -cert.pub, or the agent's)")
 	tokenURL := fs.String("url", "", "the token endpoint's `URL` (required)")
 	scope := fs.String("scope", "", "ask for `SCOPE` (space-separated)")
 	audience := fs.String("audience", "", "the assertion's \"aud\" `AUD`, if not the token URL")
@@ -87,7 +89,7 @@ func runToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout+tokenTimeout)
 	defer cancel()
-	signer, done, code := newSigner(ctx, "token", *username, *keyFile, *passFile, *useAgent, *agentKey, stdin, stderr)
+	signer, done, code := newSigner(ctx, "token", *username, *keyFile, *passFile, *certFile, *useAgent, *agentKey, stdin, stderr)
 	if code >= 0 {
 		return code
 	}

@@ -8,19 +8,33 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/asymjwt/asymjwt"
 )
 
-const verifySynopsis = "asymjwt verify -keys DIR [-method M] [-url U] [-skew DURATION] TOKEN"
+const verifySynopsis = "asymjwt verify (-keys DIR | -ca FILE | both) [-method M] [-url U] [-skew DURATION] TOKEN"
 
 const verifyDescription = `
 Verifies TOKEN against the public keys of its user, DIR/<username>.pub (one
 file per user holding authorized_keys lines and/or PEM public keys), and
 prints its claims as one JSON object on standard output. TOKEN may be "-" to
 read it from standard input, with or without the leading "JWT ".
+
+A token that carries an OpenSSH user certificate (asymjwt header sends the
+key's certificate) is accepted through a CA: one of the CA keys in -ca FILE
+(one public key a line, as sshd's TrustedUserCAKeys), trusted for every
+user, or a cert-authority line in DIR/<username>.pub, trusted for that user
+(with principals="..." naming the certificate principals it accepts). The
+username must be among the certificate's principals, and the token's time
+and now within its validity. The printed object then also has
+"cert_key_id", "cert_serial" and "cert_ca" (the CA key's fingerprint); a
+token whose own claims use those names is refused. authorized_keys options
+are honoured: expiry-time is enforced, and a key (or CA) restricted by
+from= or a certificate with source-address is refused, since there is no
+client address here.
 
 With -method and/or -url the token must carry matching "htm"/"htu" claims (a
 token without them fails). Without them those claims are printed but not
@@ -31,9 +45,10 @@ used before: replays are refused by a long-running verifier (the library's
 Verifier and Middleware), not by this command.
 
 Exit codes: 0 the token is valid; 1 it is not (malformed, bad signature,
-unknown user, outside the time window, bound to another request), with the
-reason on standard error; 2 a usage or input error (such as an unreadable
-DIR).`
+unknown user, outside the time window, bound to another request, a
+certificate not accepted), with the reason on standard error; 2 a usage or
+input error (such as an unreadable DIR or FILE, or a FILE without a usable
+CA key).`
 
 // maxStdinToken bounds what is read from standard input; the verifier's own
 // limit is far below it, so a larger input is reported as too large.
@@ -41,7 +56,8 @@ const maxStdinToken = 1 << 20
 
 func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify")
-	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub (required)")
+	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub")
+	caFile := fs.String("ca", "", "trust the CA keys in `FILE` (TrustedUserCAKeys format) to certify keys of every user")
 	method := fs.String("method", "", "require the token to be bound to the HTTP `METHOD` (htm)")
 	target := fs.String("url", "", "require the token to be bound to the request `URL` (htu: scheme, host and path)")
 	skew := fs.Duration("skew", asymjwt.DefaultMaxSkew, "largest accepted `DURATION` between the token's time and now")
@@ -52,8 +68,8 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return code
 	}
 	switch {
-	case *keysDir == "":
-		return usageError(stderr, "verify", "-keys DIR is required")
+	case *keysDir == "" && *caFile == "":
+		return usageError(stderr, "verify", "-keys DIR is required (or -ca FILE, or both)")
 	case len(rest) == 0:
 		return usageError(stderr, "verify", "TOKEN is required (or - to read it from standard input)")
 	case len(rest) > 1:
@@ -76,13 +92,25 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := asymjwt.NewDirKeyStore(*keysDir, asymjwt.WithLogger(logger))
-	if err != nil {
-		return inputError(stderr, "verify", fmt.Errorf("-keys %s: %w", *keysDir, err))
+	var store asymjwt.KeyStore = asymjwt.NewMemoryKeyStore()
+	if *keysDir != "" {
+		dirStore, err := asymjwt.NewDirKeyStore(*keysDir, asymjwt.WithLogger(logger))
+		if err != nil {
+			return inputError(stderr, "verify", fmt.Errorf("-keys %s: %w", *keysDir, err))
+		}
+		store = dirStore
 	}
 	// The verifier's own nonce store is new: one run cannot know of earlier
 	// ones (see -h).
-	verifier, err := asymjwt.NewVerifier(store, asymjwt.WithMaxSkew(*skew))
+	opts := []asymjwt.VerifierOption{asymjwt.WithMaxSkew(*skew)}
+	if *caFile != "" {
+		cas, err := readCAFile(*caFile, stderr)
+		if err != nil {
+			return inputError(stderr, "verify", err)
+		}
+		opts = append(opts, asymjwt.WithTrustedCAs(cas...))
+	}
+	verifier, err := asymjwt.NewVerifier(store, opts...)
 	if err != nil {
 		return inputError(stderr, "verify", err)
 	}
@@ -103,6 +131,24 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// The verifier parsed these claims as JSON already.
 		fmt.Fprintf(stderr, "asymjwt verify: invalid token (malformed): claims: %v\n", err)
 		return exitInvalid
+	}
+	if name := reservedClaim(id.Claims); name != "" {
+		fmt.Fprintf(stderr, "asymjwt verify: invalid token (bad_claims): claim %q is a name verify prints for certificates\n", name)
+		return exitInvalid
+	}
+	if c := id.Certificate; c != nil {
+		// Inside the object, before its closing brace.
+		extra, err := json.Marshal(map[string]any{"cert_key_id": c.KeyID, "cert_serial": c.Serial, "cert_ca": c.CA})
+		if err != nil {
+			return inputError(stderr, "verify", err)
+		}
+		out := claims.Bytes()[:claims.Len()-1] // without '}'
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, extra[1:]...)
+		claims.Reset()
+		claims.Write(out)
 	}
 	claims.WriteByte('\n')
 	if _, err := stdout.Write(claims.Bytes()); err != nil {
@@ -131,6 +177,39 @@ func uncheckedBinding(claims []byte, method, target string) string {
 	return strings.Join(names, " and ")
 }
 
+// reservedClaim returns the first of the names verify adds to the printed
+// claims for a certificate that the token's own claims use, or "": they may
+// not, so the output cannot be forged.
+func reservedClaim(claims []byte) string {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(claims, &c) != nil {
+		return ""
+	}
+	for _, name := range [...]string{"cert_key_id", "cert_serial", "cert_ca"} {
+		if _, ok := c[name]; ok {
+			return name
+		}
+	}
+	return ""
+}
+
+// readCAFile reads -ca FILE: CA keys one a line. Skipped lines are warned
+// about; a file without a usable CA key is an input error.
+func readCAFile(path string, stderr io.Writer) ([]asymjwt.CertAuthority, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-ca: %w", err)
+	}
+	cas, skipped := asymjwt.ParseCertAuthorities(data)
+	for _, err := range skipped {
+		fmt.Fprintf(stderr, "asymjwt verify: -ca %s: skipped %s\n", path, strings.TrimPrefix(err.Error(), "asymjwt: "))
+	}
+	if len(cas) == 0 {
+		return nil, fmt.Errorf("-ca %s: no usable CA key", path)
+	}
+	return cas, nil
+}
+
 // localKind names the cause for the operator at the terminal. A server sends
 // some causes under another kind, so clients cannot probe for usernames
 // (asymjwt.ErrorKind); here there is nothing to hide.
@@ -140,6 +219,8 @@ func localKind(err error) string {
 		return "bad_algorithm"
 	case errors.Is(err, asymjwt.ErrUnknownUser):
 		return "unknown_user"
+	case errors.Is(err, asymjwt.ErrCertUntrusted):
+		return "cert_untrusted"
 	}
 	return asymjwt.ErrorKind(err)
 }
