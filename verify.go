@@ -290,6 +290,9 @@ func (id *Identity) logAttrs(attrs []slog.Attr) []slog.Attr {
 	if c := id.Certificate; c != nil {
 		attrs = append(attrs, slog.String("cert_key_id", truncate(c.KeyID)), slog.Uint64("cert_serial", c.Serial), slog.String("cert_ca", c.CA))
 	}
+	if id.Kind == AccessToken {
+		attrs = append(attrs, slog.String("kind", id.Kind.String()), slog.String("iss", truncate(id.Issuer)))
+	}
 	return attrs
 }
 
