@@ -110,6 +110,50 @@
 // removing every copy a client sent, in any spelling a service could read as
 // one ([StripIdentityHeaders]).
 //
+// # Access tokens
+//
+// Per-request tokens are bound to one request and accepted once, so a token
+// taken in flight is worth nothing; but every request costs the client a
+// signature (an ssh-agent round trip, a KMS call, or 0.8 ms of RSA) and the
+// server a nonce write (a Redis round trip in a fleet). Where that is too
+// dear, or where a peer speaks OAuth 2.0, the client can instead sign once
+// and buy an access token, which it presents as "Authorization: Bearer"
+// for minutes (the JWT bearer grant, RFC 7523). The price is honest to
+// state: an access token is not bound to a request, so whoever obtains one
+// (from a log, a proxy, a compromised service it was sent to) can use it
+// for any request until it expires, 5 minutes by default; nothing revokes it
+// sooner. Choose per-request tokens where that matters.
+//
+// A [TokenEndpoint] takes an assertion, this package's own request token or
+// an RFC 7523 assertion as golang.org/x/oauth2/jwt sends it, checks it as
+// strictly as a request (the user's stored key and its algorithm, audience,
+// lifetime, used once), and answers with an access token signed by an
+// [Issuer], and a refresh token that is single use, rotated on every use,
+// and whose reuse revokes its whole chain (RFC 9700). The Issuer serves its
+// public keys as a JWK set, each "kid" the key's RFC 7638 thumbprint, and
+// rotates keys without a restart. A [Verifier] accepts Bearer tokens only
+// from issuers it was told to trust ([WithTrustedIssuer]: an Issuer in the
+// process, a [KeySet], or a [RemoteKeySet] on the issuer's JWKS URL), and
+// [Identity.Kind] says which kind of token came:
+//
+//	issuer, err := asymjwt.NewIssuer("https://api.example.com", issuerKey)
+//	v, err := asymjwt.NewVerifier(keys, asymjwt.WithTrustedIssuer(issuer))
+//	ep, err := asymjwt.NewTokenEndpoint(v, issuer, "https://api.example.com/oauth/token")
+//	mux.Handle("POST /oauth/token", ep)
+//	mux.Handle("GET /.well-known/jwks.json", issuer)
+//	mux.Handle("/v1/", v.Middleware(api))
+//
+// The client side is an oauth2.TokenSource ([NewTokenSource]): a fresh
+// assertion per exchange, the token reused until shortly before it
+// expires, then the refresh token:
+//
+//	src, err := asymjwt.NewTokenSource(ctx, signer, "https://api.example.com/oauth/token")
+//	client := oauth2.NewClient(ctx, src)
+//
+// For third-party OAuth servers, [NewClientCredentialsTokenSource] and
+// [Signer.ClientAssertion] authenticate a client with private_key_jwt (RFC
+// 7523 §2.2), with any key this package loads, one in ssh-agent included.
+//
 // # Options and errors
 //
 // Each constructor takes options of its own type; an idea shared by several
@@ -153,6 +197,11 @@
 //   - [RFC 9530] Digest Fields (Content-Digest)
 //   - [RFC 8941] Structured Field Values for HTTP (the Content-Digest syntax)
 //   - [RFC 3986] URI Generic Syntax (percent-encoding, §6.2.2)
+//   - [RFC 7523] JWT Profile for OAuth 2.0 Client Authentication and Authorization Grants
+//   - [RFC 6749] The OAuth 2.0 Authorization Framework (token endpoint, §5)
+//   - [RFC 7517] JSON Web Key, and [RFC 7638] its thumbprint
+//   - [RFC 9068] JWT Profile for OAuth 2.0 Access Tokens ("typ": "at+jwt")
+//   - [RFC 9700] OAuth 2.0 Security Best Current Practice (refresh token rotation)
 //   - [PROTOCOL.agent] the ssh-agent protocol
 //   - [PROTOCOL.certkeys] OpenSSH certificates; [PROTOCOL.krl] key
 //     revocation lists
@@ -164,6 +213,12 @@
 // [RFC 9530]: https://www.rfc-editor.org/rfc/rfc9530
 // [RFC 8941]: https://www.rfc-editor.org/rfc/rfc8941
 // [RFC 3986]: https://www.rfc-editor.org/rfc/rfc3986
+// [RFC 7523]: https://www.rfc-editor.org/rfc/rfc7523
+// [RFC 6749]: https://www.rfc-editor.org/rfc/rfc6749
+// [RFC 7517]: https://www.rfc-editor.org/rfc/rfc7517
+// [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
+// [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+// [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 // [PROTOCOL.agent]: https://datatracker.ietf.org/doc/html/draft-miller-ssh-agent
 // [PROTOCOL.certkeys]: https://cvsweb.openbsd.org/src/usr.bin/ssh/PROTOCOL.certkeys
 // [PROTOCOL.krl]: https://cvsweb.openbsd.org/src/usr.bin/ssh/PROTOCOL.krl

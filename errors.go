@@ -221,6 +221,43 @@ var (
 	ErrBodyTooLarge = errors.New("request body too large to bind")
 )
 
+// Errors of the token endpoint ([TokenEndpoint]), one per RFC 6749 §5.2
+// error code it answers with, and of refresh tokens. The endpoint's errors
+// wrap one of them and, where a check of the verifier refused an
+// assertion, that check's sentinel too (an assertion used twice is both
+// ErrInvalidGrant and ErrReplay).
+var (
+	// ErrInvalidRequest means a token request is not well formed: not a
+	// POST of a form, a parameter missing or given twice, parameters in the
+	// URL ("invalid_request", 400).
+	ErrInvalidRequest = errors.New("invalid token request")
+
+	// ErrInvalidClient means a token request tried a client
+	// authentication the endpoint does not take, such as a client secret
+	// or HTTP Basic ("invalid_client", 401): the assertion is what
+	// authenticates.
+	ErrInvalidClient = errors.New("client authentication not supported")
+
+	// ErrInvalidGrant means an assertion or refresh token was refused:
+	// forged, expired, replayed, for another audience or user, revoked or
+	// reused ("invalid_grant", 400).
+	ErrInvalidGrant = errors.New("invalid grant")
+
+	// ErrUnsupportedGrantType means a token request asked for a grant type
+	// the endpoint does not offer ("unsupported_grant_type", 400).
+	ErrUnsupportedGrantType = errors.New("unsupported grant type")
+
+	// ErrInvalidScope means the scope asked for is malformed, refused by
+	// the endpoint's scope policy, or wider than the refresh token's
+	// ("invalid_scope", 400).
+	ErrInvalidScope = errors.New("invalid scope")
+
+	// ErrRefreshReused means a refresh token was presented after it had
+	// been used: the token was copied, so its whole chain is revoked (RFC
+	// 9700 §4.14.2). Errors that wrap it also wrap ErrInvalidGrant.
+	ErrRefreshReused = errors.New("refresh token reused: its chain is revoked")
+)
+
 // KeyError reports a failure to load a key, naming where it came from. It
 // wraps one of the key errors above (or an I/O error).
 type KeyError struct {

@@ -45,6 +45,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		contentType, body = v.errorBody(r, err)
 	}
 	h.Set("WWW-Authenticate", `JWT error="`+kind+`"`)
+	if v.issuers != nil {
+		h.Add("WWW-Authenticate", bearerChallenge(r, err))
+	}
 	h.Set("Date", v.now().UTC().Format(http.TimeFormat))
 	if contentType != "" {
 		h.Set("Content-Type", contentType)

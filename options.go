@@ -32,6 +32,24 @@ type DirKeyStoreOption interface{ applyDirKeyStore(*DirKeyStore) error }
 // KeyOption configures how [KeyFromFile] and [ParseKey] read a key.
 type KeyOption interface{ applyKey(*keyOptions) error }
 
+// IssuerOption configures [NewIssuer].
+type IssuerOption interface{ applyIssuer(*Issuer) error }
+
+// RemoteKeySetOption configures [NewRemoteKeySet].
+type RemoteKeySetOption interface{ applyRemoteKeySet(*RemoteKeySet) error }
+
+// TokenEndpointOption configures [NewTokenEndpoint].
+type TokenEndpointOption interface{ applyTokenEndpoint(*TokenEndpoint) error }
+
+// MemoryRefreshOption configures [NewMemoryRefreshStore].
+type MemoryRefreshOption interface {
+	applyRefreshStore(*MemoryRefreshStore) error
+}
+
+// ExchangeOption configures the token sources of [NewTokenSource] and
+// [NewClientCredentialsTokenSource].
+type ExchangeOption interface{ applyExchange(*exchangeConfig) error }
+
 type signerOptionFunc func(*signerConfig) error
 
 func (f signerOptionFunc) applySigner(c *signerConfig) error { return f(c) }
@@ -48,14 +66,34 @@ type keyOptionFunc func(*keyOptions) error
 
 func (f keyOptionFunc) applyKey(o *keyOptions) error { return f(o) }
 
+type remoteKeySetOptionFunc func(*RemoteKeySet) error
+
+func (f remoteKeySetOptionFunc) applyRemoteKeySet(s *RemoteKeySet) error { return f(s) }
+
+type tokenEndpointOptionFunc func(*TokenEndpoint) error
+
+func (f tokenEndpointOptionFunc) applyTokenEndpoint(e *TokenEndpoint) error { return f(e) }
+
+type refreshOptionFunc func(*MemoryRefreshStore) error
+
+func (f refreshOptionFunc) applyRefreshStore(s *MemoryRefreshStore) error { return f(s) }
+
+type exchangeOptionFunc func(*exchangeConfig) error
+
+func (f exchangeOptionFunc) applyExchange(c *exchangeConfig) error { return f(c) }
+
 // ClockOption sets a clock; [WithClock] makes one. It is a [SignerOption], a
-// [VerifierOption] and a [MemoryNonceOption].
+// [VerifierOption], a [MemoryNonceOption], an [IssuerOption], a
+// [RemoteKeySetOption] and a [MemoryRefreshOption].
 type ClockOption struct{ now func() time.Time }
 
 // WithClock sets the clock that a [Signer] reads its tokens' "time" from,
-// that a [Verifier] checks "time" against, and that a [MemoryNonceStore]
-// measures a nonce's life with. The default is time.Now; tests inject a
-// fixed or stepping clock. now must not be nil.
+// that a [Verifier] checks "time" against (and its [TokenEndpoint] the
+// assertions and the tokens it issues), that a [MemoryNonceStore] and a
+// [MemoryRefreshStore] measure an entry's life with, that an [Issuer] tells
+// when a retired key's tokens have expired by, and that a [RemoteKeySet]
+// times its fetches with. The default is time.Now; tests inject a fixed or
+// stepping clock. now must not be nil.
 func WithClock(now func() time.Time) ClockOption { return ClockOption{now} }
 
 func (o ClockOption) check() error {
@@ -76,6 +114,21 @@ func (o ClockOption) applyVerifier(v *Verifier) error {
 }
 
 func (o ClockOption) applyNonceStore(s *MemoryNonceStore) error {
+	s.now = o.now
+	return o.check()
+}
+
+func (o ClockOption) applyIssuer(is *Issuer) error {
+	is.now = o.now
+	return o.check()
+}
+
+func (o ClockOption) applyRemoteKeySet(s *RemoteKeySet) error {
+	s.now = o.now
+	return o.check()
+}
+
+func (o ClockOption) applyRefreshStore(s *MemoryRefreshStore) error {
 	s.now = o.now
 	return o.check()
 }

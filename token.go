@@ -62,29 +62,53 @@ func parseToken(s string, t *token) error {
 }
 
 func (t *token) readHeader(data []byte) error {
-	hasAlg := false
+	var h joseHeader
+	if err := h.read(data); err != nil {
+		return err
+	}
+	if h.hasTyp && !bytes.EqualFold(h.typ, []byte("JWT")) {
+		return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
+	}
+	if !h.hasAlg {
+		return fmt.Errorf("%w: no alg", ErrBadAlgorithm)
+	}
+	t.alg, t.kid, t.cert = h.alg, h.kid, h.cert
+	return nil
+}
+
+// joseHeader is what this package reads of a JOSE header: request tokens,
+// assertions and access tokens alike.
+type joseHeader struct {
+	alg, kid, typ  []byte
+	cert           []byte // the sshcert header parameter, base64; nil when absent
+	hasAlg, hasTyp bool
+}
+
+// read scans a JOSE header, refusing keys from elsewhere and extensions.
+func (h *joseHeader) read(data []byte) error {
 	err := jsonscan.ScanObject(data, func(name, value []byte) error {
 		switch string(name) {
 		case "alg":
 			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: alg is not a string", ErrBadAlgorithm)
 			}
-			t.alg, hasAlg = jsonscan.Unquote(value), true
+			h.alg, h.hasAlg = jsonscan.Unquote(value), true
 		case "typ":
-			if !jsonscan.IsString(value) || !bytes.EqualFold(jsonscan.Unquote(value), []byte("JWT")) {
-				return fmt.Errorf("%w: typ is not JWT", ErrBadHeader)
+			if !jsonscan.IsString(value) {
+				return fmt.Errorf("%w: typ is not a string", ErrBadHeader)
 			}
+			h.typ, h.hasTyp = jsonscan.Unquote(value), true
 		case "kid":
 			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: kid is not a string", ErrMalformed)
 			}
-			t.kid = jsonscan.Unquote(value)
+			h.kid = jsonscan.Unquote(value)
 		case certHeaderParam:
 			if !jsonscan.IsString(value) {
 				return fmt.Errorf("%w: %s is not a string", ErrMalformed, certHeaderParam)
 			}
-			t.cert = jsonscan.Unquote(value)
-			if len(t.cert) == 0 {
+			h.cert = jsonscan.Unquote(value)
+			if len(h.cert) == 0 {
 				return fmt.Errorf("%w: %s is empty", ErrMalformed, certHeaderParam)
 			}
 		case "crit", "jku", "jwk", "x5u", "x5c":
@@ -96,9 +120,6 @@ func (t *token) readHeader(data []byte) error {
 	})
 	if err != nil {
 		return headerError(err)
-	}
-	if !hasAlg {
-		return fmt.Errorf("%w: no alg", ErrBadAlgorithm)
 	}
 	return nil
 }

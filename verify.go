@@ -35,6 +35,7 @@ type Verifier struct {
 	publicURL  *url.URL
 	hosts      []string // canonical; nil: the request's Host is believed
 	audience   string
+	issuers    []trustedIssuer // WithTrustedIssuer; nil: no Bearer tokens
 	logger     *slog.Logger
 	onError    func(*http.Request, error)
 	onSuccess  func(*http.Request, *Identity)
@@ -252,22 +253,34 @@ func NewVerifier(keys KeyStore, opts ...VerifierOption) (*Verifier, error) {
 	return v, nil
 }
 
-// Identity is what a verified token tells about the caller.
+// Identity is what a verified token tells about the caller, the same for
+// per-request tokens and access tokens; Kind tells which it was.
 type Identity struct {
-	// Username is the verified "username" claim.
+	// Username is the verified "username" claim (an access token's "sub").
 	Username string
-	// Key is the stored key that verified the signature.
+	// Key is the stored key that verified the signature; for an access
+	// token, the issuer's key, its Fingerprint the key's "kid" and its
+	// Comment the issuer.
 	Key PublicKey
 	// Algorithm is the token's signature algorithm.
 	Algorithm Algorithm
-	// Time is the token's "time" claim.
+	// Time is the token's "time" claim (an access token's "iat").
 	Time time.Time
 	// Nonce is the token's nonce (a number's JSON text for the original's
-	// numeric nonces).
+	// numeric nonces); for an access token its "jti", which is not used
+	// up: an access token is accepted until it expires.
 	Nonce string
 	// Claims is the token's whole claims set as JSON, for claims this
 	// package does not interpret.
 	Claims []byte
+	// Kind is RequestToken for "Authorization: JWT", AccessToken for
+	// "Authorization: Bearer" (see [WithTrustedIssuer]).
+	Kind TokenKind
+	// Issuer is an access token's "iss"; empty for a request token.
+	Issuer string
+	// Scope is an access token's "scope", space-separated; empty for a
+	// request token, or when none was granted.
+	Scope string
 	// Certificate describes the OpenSSH certificate through which Key was
 	// trusted (its key ID and serial are the audit trail CAs expect); nil
 	// when Key is one of the user's stored keys.
@@ -289,11 +302,15 @@ func (id *Identity) logAttrs(attrs []slog.Attr) []slog.Attr {
 	if c := id.Certificate; c != nil {
 		attrs = append(attrs, slog.String("cert_key_id", truncate(c.KeyID)), slog.Uint64("cert_serial", c.Serial), slog.String("cert_ca", c.CA))
 	}
+	if id.Kind == AccessToken {
+		attrs = append(attrs, slog.String("kind", id.Kind.String()), slog.String("iss", truncate(id.Issuer)))
+	}
 	return attrs
 }
 
-// Verify checks the "Authorization: JWT <token>" header of r and returns the
-// caller's identity. The error wraps exactly one of ErrNoToken,
+// Verify checks the "Authorization: JWT <token>" header of r (or, with
+// [WithTrustedIssuer], "Authorization: Bearer <access token>") and returns
+// the caller's identity. The error wraps exactly one of ErrNoToken,
 // ErrTokenTooLarge, ErrMalformed, ErrBadHeader, ErrBadAlgorithm,
 // ErrBadClaims, ErrUnknownUser, ErrBadSignature, ErrStale, ErrReplay,
 // ErrBinding, ErrUnavailable, ErrKeyExpired, ErrAddressRefused, ErrRevoked,
@@ -368,9 +385,12 @@ type expected struct {
 }
 
 func (v *Verifier) verifyRequest(r *http.Request, want *expected) (*Identity, error) {
-	raw, err := v.tokenFromHeader(r.Header)
+	raw, bearer, err := v.tokenFromHeader(r.Header)
 	if err != nil {
 		return nil, err
+	}
+	if bearer {
+		return v.verifyAccessToken(r.Context(), raw)
 	}
 	var buf [256]byte // the usual URL fits; a longer one spills to the heap
 	want.htu, want.badHost = v.appendRequestHTU(buf[:0], r)
@@ -452,24 +472,31 @@ func withPrefix(err error) error {
 }
 
 // tokenFromHeader finds the token in the Authorization header, checking its
-// size before anything else.
-func (v *Verifier) tokenFromHeader(h http.Header) (string, error) {
+// size before anything else, and whether it is a Bearer token (taken only
+// when an issuer is trusted).
+func (v *Verifier) tokenFromHeader(h http.Header) (tok string, bearer bool, err error) {
 	values := h["Authorization"]
 	switch {
 	case len(values) == 0:
-		return "", ErrNoToken
+		return "", false, ErrNoToken
 	case len(values) > 1:
-		return "", fmt.Errorf("%w: %d Authorization headers", ErrMalformed, len(values))
+		return "", false, fmt.Errorf("%w: %d Authorization headers", ErrMalformed, len(values))
 	}
 	value := values[0]
-	if len(value) > v.maxSize+len("JWT ") {
-		return "", fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(value))
+	if len(value) > v.maxSize+len("Bearer ") {
+		return "", false, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(value))
 	}
 	scheme, tok, _ := strings.Cut(value, " ")
-	if !strings.EqualFold(scheme, "JWT") {
-		return "", ErrNoToken
+	switch {
+	case strings.EqualFold(scheme, "JWT"):
+		if len(value) > v.maxSize+len("JWT ") {
+			return "", false, fmt.Errorf("%w: %d bytes", ErrTokenTooLarge, len(value))
+		}
+		return trimOWS(tok), false, nil
+	case v.issuers != nil && strings.EqualFold(scheme, "Bearer"):
+		return trimOWS(tok), true, nil
 	}
-	return trimOWS(tok), nil
+	return "", false, ErrNoToken
 }
 
 // trimOWS trims spaces and tabs (RFC 9110 OWS) from both ends of s.

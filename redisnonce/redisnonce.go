@@ -1,6 +1,7 @@
 // Package redisnonce is an [asymjwt.NonceStore] on Redis, so that a fleet of
 // verifiers behind a load balancer refuses a token that any one of them has
-// already accepted.
+// already accepted, and an [asymjwt.RefreshStore] ([RefreshStore]), so that
+// a fleet of token endpoints shares its refresh tokens.
 //
 // Each check is one atomic command,
 //
@@ -133,10 +134,16 @@ func WithTimeout(d time.Duration) Option {
 // never closes it. A nil client is an error wrapping
 // [asymjwt.ErrInvalidOption].
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
+	return newStore("New", client, DefaultKeyPrefix, opts)
+}
+
+// newStore makes a Store of the given default prefix: the configuration
+// that a Store and a RefreshStore share.
+func newStore(op string, client redis.UniversalClient, prefix string, opts []Option) (*Store, error) {
 	if client == nil {
-		return nil, fmt.Errorf("redisnonce: New: %w: nil client", asymjwt.ErrInvalidOption)
+		return nil, fmt.Errorf("redisnonce: %s: %w: nil client", op, asymjwt.ErrInvalidOption)
 	}
-	s := &Store{client: client, prefix: DefaultKeyPrefix, timeout: DefaultTimeout}
+	s := &Store{client: client, prefix: prefix, timeout: DefaultTimeout}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
@@ -162,14 +169,19 @@ func (s *Store) Use(ctx context.Context, username, nonce string, ttl time.Durati
 	mark := s.nextMark()
 	ttl = roundTTL(ttl)
 
+	return s.bounded(ctx, func(ctx context.Context) error { return s.setOnce(ctx, key, mark, ttl) })
+}
+
+// bounded runs f within the Store's time bound. f runs aside so the bound
+// holds even when the client ignores context deadlines
+// (ContextTimeoutEnabled is off by default); the buffered channel lets it
+// finish without a reader. Past the bound the error wraps
+// asymjwt.ErrUnavailable.
+func (s *Store) bounded(ctx context.Context, f func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-
-	// Run the command aside so the bound holds even when the client ignores
-	// context deadlines (ContextTimeoutEnabled is off by default). The
-	// buffered channel lets the goroutine finish without a reader.
 	done := make(chan error, 1)
-	go func() { done <- s.setOnce(ctx, key, mark, ttl) }()
+	go func() { done <- f(ctx) }()
 	select {
 	case err := <-done:
 		return err

@@ -33,7 +33,11 @@ read back), bob's in an in-process ssh-agent. It starts a verifying server on
 requests to it through asymjwt.Transport, and shows that a replayed token, a
 body changed in flight, a query changed in flight, a stale token (signed
 with a clock 60 seconds behind) and a token bound to another request are
-refused. It prints an account of what happened.
+refused. Then it shows token exchange on the same server: a signed
+assertion buys an access token at its token endpoint, the access token
+calls the server as "Authorization: Bearer", a refresh token is rotated,
+and a reused refresh token revokes its whole chain. It prints an account
+of what happened.
 
 Exit codes: 0 everything went as expected; 1 something did not.`
 
@@ -157,14 +161,41 @@ func demo(ctx context.Context, out io.Writer) (cleaned string, err error) {
 	if err != nil {
 		return "", err
 	}
-	var reasons refusalLog
-	verifier, err := asymjwt.NewVerifier(store, asymjwt.WithErrorHook(reasons.record),
-		asymjwt.WithHosts(ln.Addr().String())) // bound tokens must name this server
+	baseURL := "http://" + ln.Addr().String()
+	// The access-token issuer: its own Ed25519 key, in memory.
+	_, issuerPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		ln.Close()
 		return "", err
 	}
-	srv := &http.Server{Handler: verifier.Middleware(http.HandlerFunc(greet)), ReadHeaderTimeout: 10 * time.Second}
+	issuerKey, err := asymjwt.KeyFromSigner(issuerPriv)
+	if err != nil {
+		ln.Close()
+		return "", err
+	}
+	issuer, err := asymjwt.NewIssuer(baseURL, issuerKey)
+	if err != nil {
+		ln.Close()
+		return "", err
+	}
+	var reasons refusalLog
+	verifier, err := asymjwt.NewVerifier(store, asymjwt.WithErrorHook(reasons.record),
+		asymjwt.WithHosts(ln.Addr().String()), // bound tokens must name this server
+		asymjwt.WithTrustedIssuer(issuer))     // and Bearer tokens, this issuer
+	if err != nil {
+		ln.Close()
+		return "", err
+	}
+	endpoint, err := asymjwt.NewTokenEndpoint(verifier, issuer, baseURL+"/oauth/token")
+	if err != nil {
+		ln.Close()
+		return "", err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /oauth/token", endpoint)
+	mux.Handle("GET /.well-known/jwks.json", issuer)
+	mux.Handle("/", verifier.Middleware(http.HandlerFunc(greet)))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -177,8 +208,8 @@ func demo(ctx context.Context, out io.Writer) (cleaned string, err error) {
 		base.CloseIdleConnections()
 		done = append(done, "server closed")
 	}()
-	baseURL := "http://" + ln.Addr().String()
 	fmt.Fprintf(out, "  server: %s, verifying with the public keys in keys/alice.pub and keys/bob.pub\n", baseURL)
+	fmt.Fprintf(out, "  token endpoint: %s/oauth/token, issuing access tokens signed by key %s (JWK set at /.well-known/jwks.json)\n", baseURL, issuer.KeyID())
 
 	fmt.Fprintln(out, "\nRequests")
 	r := &demoRunner{ctx: ctx, out: out, base: base, baseURL: baseURL, reasons: &reasons}
@@ -243,6 +274,11 @@ func demo(ctx context.Context, out io.Writer) (cleaned string, err error) {
 	if err := r.raw("an unsigned request", http.MethodGet, "/hello", "", "no_token"); err != nil {
 		return "", err
 	}
+
+	fmt.Fprintln(out, "\nToken exchange (RFC 7523): sign once, then call with an access token")
+	if err := r.exchange(alice, bob); err != nil {
+		return "", err
+	}
 	return "", nil
 }
 
@@ -262,7 +298,7 @@ func greet(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := asymjwt.IdentityFrom(r.Context())
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "hello %s (%s, key %s)\n", id.Username, id.Algorithm, id.Key.Fingerprint)
+	fmt.Fprintf(w, "hello %s, by %s (%s, key %s)\n", id.Username, id.Kind, id.Algorithm, id.Key.Fingerprint)
 }
 
 // startDemoAgent serves keyring as an ssh-agent on a unix socket at socket

@@ -123,40 +123,11 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
-	var key asymjwt.Key
-	if *useAgent {
-		ag, err := asymjwt.DialAgent("")
-		if err != nil {
-			return inputError(stderr, "header", err)
-		}
-		defer ag.Close()
-		if key, err = ag.Key(ctx, *agentKey); err != nil {
-			return inputError(stderr, "header", err)
-		}
-		if *certFile != "" {
-			cert, err := os.ReadFile(*certFile)
-			if err != nil {
-				return inputError(stderr, "header", fmt.Errorf("-cert: %w", err))
-			}
-			if key, err = asymjwt.KeyWithCertificate(key, cert); err != nil {
-				return inputError(stderr, "header", fmt.Errorf("-cert %s: %w", *certFile, err))
-			}
-		}
-	} else {
-		var err error
-		if key, err = loadKeyFile(*keyFile, *passFile, *certFile, stdin, stderr); err != nil {
-			return inputError(stderr, "header", err)
-		}
+	signer, done, code := newSigner(ctx, "header", *username, *keyFile, *passFile, *certFile, *useAgent, *agentKey, stdin, stderr)
+	if code >= 0 {
+		return code
 	}
-	warnCertificateValidity(stderr, key, time.Now())
-
-	signer, err := asymjwt.NewSigner(*username, key)
-	if errors.Is(err, asymjwt.ErrInvalidUsername) {
-		return usageError(stderr, "header", "-user: not a valid username (1 to 256 bytes, no control characters)")
-	}
-	if err != nil {
-		return inputError(stderr, "header", err)
-	}
+	defer done()
 	token, err := signer.Sign(ctx, req)
 	if err != nil {
 		return inputError(stderr, "header", err)
@@ -205,6 +176,52 @@ func openBodyFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("-body %s: not a file", path)
 	}
 	return f, nil
+}
+
+// newSigner makes the Signer of the -user, -key, -passphrase-file, -cert,
+// -agent and -agent-key flags of the command name. done closes the agent
+// connection, if any; code is the exit code when that failed, else -1.
+func newSigner(ctx context.Context, name, username, keyFile, passFile, certFile string, useAgent bool, agentKey string, stdin io.Reader, stderr io.Writer) (_ *asymjwt.Signer, done func(), code int) {
+	done = func() {}
+	var key asymjwt.Key
+	if useAgent {
+		ag, err := asymjwt.DialAgent("")
+		if err != nil {
+			return nil, done, inputError(stderr, name, err)
+		}
+		done = func() { ag.Close() }
+		if key, err = ag.Key(ctx, agentKey); err != nil {
+			done()
+			return nil, done, inputError(stderr, name, err)
+		}
+		if certFile != "" {
+			cert, err := os.ReadFile(certFile)
+			if err != nil {
+				done()
+				return nil, done, inputError(stderr, name, fmt.Errorf("-cert: %w", err))
+			}
+			if key, err = asymjwt.KeyWithCertificate(key, cert); err != nil {
+				done()
+				return nil, done, inputError(stderr, name, fmt.Errorf("-cert %s: %w", certFile, err))
+			}
+		}
+	} else {
+		var err error
+		if key, err = loadKeyFile(keyFile, passFile, certFile, stdin, stderr); err != nil {
+			return nil, done, inputError(stderr, name, err)
+		}
+	}
+	warnCertificateValidity(stderr, key, time.Now())
+
+	signer, err := asymjwt.NewSigner(username, key)
+	if err != nil {
+		done()
+		if errors.Is(err, asymjwt.ErrInvalidUsername) {
+			return nil, done, usageError(stderr, name, "-user: not a valid username (1 to 256 bytes, no control characters)")
+		}
+		return nil, done, inputError(stderr, name, err)
+	}
+	return signer, done, -1
 }
 
 // checkTargetURL accepts an absolute http or https URL with a host.

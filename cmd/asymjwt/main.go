@@ -7,6 +7,7 @@
 //	asymjwt keygen [-type ed25519|ecdsa|rsa] [-bits N] [-passphrase-file F] [-f] -o FILE
 //	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] [-method M] [-url U [-body FILE [-digest]]]
 //	asymjwt verify (-keys DIR | -ca FILE | both) [-method M] [-url U] [-body FILE] [-skew DURATION] TOKEN
+//	asymjwt token -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] -url TOKEN_URL [-scope S] [-audience AUD]
 //	asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json]
 //	asymjwt sign-proxy -listen ADDR -upstream URL -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-allow-remote]
 //	asymjwt demo
@@ -59,6 +60,11 @@
 // text or json; never a token), and on SIGTERM or SIGINT stop accepting,
 // let requests in flight finish within -grace, and exit 0.
 //
+// token signs an RFC 7523 assertion as user NAME (key flags as for header),
+// posts it to the token endpoint at TOKEN_URL for an access token, and
+// prints the endpoint's JSON answer; a refusal exits 1 with the endpoint's
+// error on standard error.
+//
 // demo starts a verifying server on 127.0.0.1, signs requests to it with a
 // key file and an in-process ssh-agent, shows a replayed and a stale token
 // and a body changed in flight refused, prints what happened and cleans up.
@@ -69,11 +75,12 @@
 // recorded it. -version and --version do the same.
 //
 // Exit codes: 0 success (for the proxies: stopped by a signal), 1 the token
-// did not verify (or the demo did not go as expected, or a proxy could not
-// go on serving), 2 a usage or input error (bad flags, an unreadable key file
-// or key directory, a missing passphrase). A usage error prints one line
-// naming the problem and one pointing to "asymjwt <command> -h", which
-// prints the command's full usage.
+// did not verify (or the token endpoint refused, or the demo did not go as
+// expected, or a proxy could not go on serving), 2 a usage or input error
+// (bad flags, an unreadable key file or key directory, a missing
+// passphrase). A usage error prints one line naming the problem and one
+// pointing to "asymjwt <command> -h", which prints the command's full
+// usage.
 package main
 
 import (
@@ -110,6 +117,7 @@ func commands() []command {
 		{"keygen", "make a key pair: FILE (OpenSSH private key) and FILE.pub", runKeygen},
 		{"header", `print an Authorization header value, "JWT <token>"`, runHeader},
 		{"verify", "verify a token against DIR/<username>.pub and print its claims", runVerify},
+		{"token", "buy an access token at a token endpoint and print the answer", runToken},
 		{"verify-proxy", "a verifying reverse proxy in front of a service in any language", runVerifyProxy},
 		{"sign-proxy", "a local proxy that signs every request it forwards", runSignProxy},
 		{"demo", "sign and verify requests on loopback, and show what happens", runDemo},
@@ -155,7 +163,7 @@ func topUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "asymjwt <command> -h" for a command's flags.`)
-	fmt.Fprintln(w, "Exit codes: 0 success, 1 verification failed, 2 usage or input error.")
+	fmt.Fprintln(w, "Exit codes: 0 success, 1 verification failed or refused, 2 usage or input error.")
 }
 
 // newFlagSet returns a FlagSet for a subcommand that prints nothing itself:

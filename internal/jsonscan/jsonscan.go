@@ -394,6 +394,39 @@ func StringArray(value []byte) ([]string, bool) {
 	}
 }
 
+// Elements calls visit with each element of value, a JSON array already
+// scanned as a member's value (such as the "keys" of a JWK set), in order.
+// It fails on anything else.
+func Elements(value []byte, visit func(elem []byte) error) error {
+	if len(value) < 2 || value[0] != '[' {
+		return ErrSyntax
+	}
+	i := SkipSpace(value, 1)
+	if value[i] == ']' {
+		return nil
+	}
+	for {
+		end, err := scanValue(value, i, 1)
+		if err != nil {
+			return err
+		}
+		if err := visit(value[i:end]); err != nil {
+			return err
+		}
+		i = SkipSpace(value, end)
+		if i >= len(value) {
+			return ErrSyntax
+		}
+		if value[i] == ']' {
+			return nil
+		}
+		if value[i] != ',' {
+			return ErrSyntax
+		}
+		i = SkipSpace(value, i+1)
+	}
+}
+
 // AppendString appends s to dst as a JSON string. Invalid UTF-8 becomes
 // U+FFFD, as encoding/json does.
 func AppendString(dst []byte, s string) []byte {

@@ -159,3 +159,30 @@ func TestStringArray(t *testing.T) {
 		})
 	}
 }
+
+func TestElements(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{`[]`, nil, true},
+		{`[ ]`, nil, true},
+		{`[{"a":1}]`, []string{`{"a":1}`}, true},
+		{`[ {"a":[1,2]} , "x", 3 ,null]`, []string{`{"a":[1,2]}`, `"x"`, `3`, `null`}, true},
+		{`{"a":1}`, nil, false},
+		{`"a"`, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var got []string
+			err := Elements([]byte(tt.in), func(elem []byte) error {
+				got = append(got, string(elem))
+				return nil
+			})
+			if (err == nil) != tt.ok || strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Fatalf("Elements(%s) = %q, %v; want %q, ok %v", tt.in, got, err, tt.want, tt.ok)
+			}
+		})
+	}
+}
