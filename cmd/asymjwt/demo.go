@@ -60,7 +60,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Cleaned up: %s.\n", cleanup)
 	if err != nil {
-		fmt.Fprintf(stderr, "asymjwt demo: %v\n", strings.TrimPrefix(err.Error(), "asymjwt: "))
+		fmt.Fprintf(stderr, "asymjwt demo: %v\n", errText(err))
 		return exitInvalid
 	}
 	return exitOK
@@ -425,7 +425,7 @@ type refusalLog struct {
 func (l *refusalLog) record(_ *http.Request, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.reason = strings.TrimPrefix(err.Error(), "asymjwt: ")
+	l.reason = errText(err)
 }
 
 func (l *refusalLog) last() string {

@@ -241,7 +241,7 @@ func oneLine(s string) string {
 // inputError reports an input error (a file that cannot be read, a missing
 // passphrase): the message only.
 func inputError(stderr io.Writer, name string, err error) int {
-	fmt.Fprintf(stderr, "asymjwt %s: %s\n", name, strings.TrimPrefix(err.Error(), "asymjwt: "))
+	fmt.Fprintf(stderr, "asymjwt %s: %s\n", name, errText(err))
 	return exitUsage
 }
 
@@ -266,3 +266,8 @@ func readPassphraseFile(path string) ([]byte, error) {
 	}
 	return p, nil
 }
+
+// errText is a library error's message for a line that already names the
+// command ("asymjwt verify: ..."): the library names the package once, at
+// the start of every message, and this is the one place that drops it.
+func errText(err error) string { return strings.TrimPrefix(err.Error(), "asymjwt: ") }

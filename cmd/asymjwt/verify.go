@@ -140,7 +140,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return inputError(stderr, "verify", err)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "asymjwt verify: invalid token (%s): %s\n", localKind(err), strings.TrimPrefix(err.Error(), "asymjwt: "))
+		fmt.Fprintf(stderr, "asymjwt verify: invalid token (%s): %s\n", localKind(err), errText(err))
 		return exitInvalid
 	}
 
@@ -228,7 +228,7 @@ func readCAFile(path string, stderr io.Writer) ([]asymjwt.CertAuthority, error) 
 	}
 	cas, skipped := asymjwt.ParseCertAuthorities(data)
 	for _, err := range skipped {
-		fmt.Fprintf(stderr, "asymjwt verify: -ca %s: skipped %s\n", path, strings.TrimPrefix(err.Error(), "asymjwt: "))
+		fmt.Fprintf(stderr, "asymjwt verify: -ca %s: skipped %s\n", path, errText(err))
 	}
 	if len(cas) == 0 {
 		return nil, fmt.Errorf("-ca %s: no usable CA key", path)

@@ -136,7 +136,7 @@ func runVerifyProxy(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	verifier, err := asymjwt.NewVerifier(keys, opts...)
 	if err != nil {
-		return usageError(stderr, "verify-proxy", "%s", strings.TrimPrefix(err.Error(), "asymjwt: "))
+		return usageError(stderr, "verify-proxy", "%s", errText(err))
 	}
 
 	handler := newVerifyProxy(verifier, pf.upstreamURL, *publicURL, newUpstreamTransport(pf.upstreamTimeout), logger, metrics)
@@ -275,7 +275,7 @@ func (p *verifyProxy) forward(w http.ResponseWriter, r *http.Request) {
 	asymjwt.StripIdentityHeaders(r.Trailer)
 	if err := asymjwt.SetIdentityHeaders(r.Header, id); err != nil {
 		p.logger.LogAttrs(r.Context(), slog.LevelWarn, "identity cannot be passed upstream: refused",
-			slog.String("error", strings.TrimPrefix(err.Error(), "asymjwt: ")), slog.String("method", r.Method), slog.String("path", r.URL.Path))
+			slog.String("error", errText(err)), slog.String("method", r.Method), slog.String("path", r.URL.Path))
 		http.Error(w, "forbidden: this username cannot be passed upstream", http.StatusForbidden)
 		return
 	}
