@@ -8,7 +8,7 @@
 //	asymjwt header -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] [-method M] [-url U [-body FILE [-digest]]]
 //	asymjwt verify (-keys DIR | -ca FILE | both) [-method M] [-url U] [-body FILE] [-skew DURATION] TOKEN
 //	asymjwt token -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] -url TOKEN_URL [-scope S] [-audience AUD]
-//	asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json]
+//	asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json] [-issuer-key FILE [-issuer URL] [-token-ttl DURATION]]
 //	asymjwt sign-proxy -listen ADDR -upstream URL -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-allow-remote]
 //	asymjwt demo
 //	asymjwt version

@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const verifyProxySynopsis = "asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json]"
+const verifyProxySynopsis = "asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json] [-issuer-key FILE [-issuer URL] [-token-ttl DURATION]]"
 
 const verifyProxyDescription = `
 A verifying reverse proxy in front of an HTTP service in any language. Every
@@ -62,6 +62,12 @@ asymjwt_verify_seconds, asymjwt_key_store_seconds{result},
 asymjwt_nonce_store_seconds{result}, asymjwt_upstream_seconds,
 asymjwt_upstream_errors_total{reason}, and the Go runtime's and process's.
 
+With -issuer-key FILE it is also a token endpoint (RFC 7523): it serves
+POST /oauth/token and GET /.well-known/jwks.json itself, issues access
+tokens signed with the key in FILE (lifetime -token-ttl, issuer -issuer,
+by default -public-url or its own address), and accepts them as
+"Authorization: Bearer" besides "JWT".
+
 Standard error gets one line "listening on http://HOST:PORT" (after
 "metrics on http://HOST:PORT" with -metrics) once it listens, then the logs,
 text or JSON (-log-format): a line per request, never a token.
@@ -69,7 +75,7 @@ text or JSON (-log-format): a line per request, never a token.
 Exit codes: 0 stopped by a signal; 1 serving failed; 2 a usage or input
 error (bad flags, an unreadable DIR, an address that cannot be listened on).`
 
-func runVerifyProxy(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+func runVerifyProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify-proxy")
 	pf := addProxyFlags(fs)
 	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub (required)")
@@ -77,6 +83,9 @@ func runVerifyProxy(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	redisAddr := fs.String("redis", "", "share nonces through Redis at `ADDR` (host:port or redis:// URL), for a fleet of proxies")
 	requireBinding := fs.Bool("require-binding", false, `refuse tokens without "htm" and "htu" claims`)
 	metricsAddr := fs.String("metrics", "", "serve /healthz and /metrics (Prometheus) on `ADDR`")
+	issuerKey := fs.String("issuer-key", "", "also serve POST /oauth/token and GET /.well-known/jwks.json, issuing access tokens signed with the private key in `FILE`, and accept them as Bearer")
+	issuerName := fs.String("issuer", "", "the issuer identifier and base `URL` of the token endpoint (default: -public-url, else http://the listen address)")
+	tokenTTL := fs.Duration("token-ttl", 5*time.Minute, "lifetime of the access tokens -issuer-key issues")
 	usage := func(w io.Writer) { printUsage(w, fs, verifyProxySynopsis, verifyProxyDescription) }
 
 	rest, code := parseArgs(fs, args, stdout, stderr, usage)
@@ -94,6 +103,10 @@ func runVerifyProxy(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return usageError(stderr, "verify-proxy", "-keys DIR is required")
 	case *metricsAddr != "" && !validHostPort(*metricsAddr):
 		return usageError(stderr, "verify-proxy", "-metrics %q: want host:port", *metricsAddr)
+	case *issuerKey == "" && *issuerName != "":
+		return usageError(stderr, "verify-proxy", "-issuer needs -issuer-key")
+	case *tokenTTL <= 0:
+		return usageError(stderr, "verify-proxy", "-token-ttl %v: want a positive duration", *tokenTTL)
 	}
 	var redisOpts *redis.Options
 	if *redisAddr != "" {
@@ -134,12 +147,46 @@ func runVerifyProxy(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 		cancel()
 	}
+	ln, err := listen(pf.listen)
+	if err != nil {
+		return inputError(stderr, "verify-proxy", err)
+	}
+	var issuer *asymjwt.Issuer
+	if *issuerKey != "" {
+		base := *issuerName
+		if base == "" {
+			base = *publicURL
+		}
+		if base == "" {
+			base = "http://" + ln.Addr().String()
+		}
+		base = strings.TrimSuffix(base, "/")
+		key, err := loadKeyFile(*issuerKey, "", "", stdin, stderr)
+		if err != nil {
+			return inputError(stderr, "verify-proxy", err)
+		}
+		if issuer, err = asymjwt.NewIssuer(base, key); err != nil {
+			return usageError(stderr, "verify-proxy", "-issuer-key: %s", errText(err))
+		}
+		opts = append(opts, asymjwt.WithTrustedIssuer(issuer))
+	}
 	verifier, err := asymjwt.NewVerifier(keys, opts...)
 	if err != nil {
 		return usageError(stderr, "verify-proxy", "%s", errText(err))
 	}
 
 	handler := newVerifyProxy(verifier, pf.upstreamURL, *publicURL, newUpstreamTransport(pf.upstreamTimeout), logger, metrics)
+	if issuer != nil {
+		ep, err := asymjwt.NewTokenEndpoint(verifier, issuer, issuer.Issuer()+"/oauth/token", asymjwt.WithAccessTokenLifetime(*tokenTTL))
+		if err != nil {
+			return usageError(stderr, "verify-proxy", "%s", errText(err))
+		}
+		mux := http.NewServeMux()
+		mux.Handle("POST /oauth/token", ep)
+		mux.Handle("GET /.well-known/jwks.json", issuer)
+		mux.Handle("/", handler)
+		handler = mux
+	}
 	flight := &inFlight{}
 	side := map[*http.Server]net.Listener{}
 	if metrics != nil {
@@ -152,10 +199,6 @@ func runVerifyProxy(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := notifyStop()
 	defer stop()
-	ln, err := listen(pf.listen)
-	if err != nil {
-		return inputError(stderr, "verify-proxy", err)
-	}
 	fmt.Fprintf(stderr, "listening on http://%s\n", ln.Addr())
 	logger.Info("verify-proxy started", "listen", ln.Addr().String(), "upstream", pf.upstreamURL.Redacted(), "keys", *keysDir, "redis", *redisAddr != "")
 	var onDrain func()
