@@ -77,19 +77,12 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
+	problem := signerFlagsProblem(*username, *keyFile, *passFile, *agentKey, *useAgent)
 	switch {
 	case len(rest) > 0:
 		return usageError(stderr, "header", "unexpected argument %q", rest[0])
-	case *username == "":
-		return usageError(stderr, "header", "-user NAME is required")
-	case *keyFile == "" && !*useAgent:
-		return usageError(stderr, "header", "give -key FILE or -agent")
-	case *keyFile != "" && *useAgent:
-		return usageError(stderr, "header", "-key and -agent exclude each other")
-	case *passFile != "" && *useAgent:
-		return usageError(stderr, "header", "-passphrase-file goes with -key, not -agent")
-	case *agentKey != "" && !*useAgent:
-		return usageError(stderr, "header", "-agent-key needs -agent")
+	case problem != "":
+		return usageError(stderr, "header", "%s", problem)
 	case *method != "" && *target == "":
 		return usageError(stderr, "header", "-method needs -url")
 	case *bodyFile != "" && *target == "":
@@ -290,4 +283,23 @@ func loadKeyFile(path, passFile, certFile string, stdin io.Reader, stderr io.Wri
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// signerFlagsProblem checks the -user, -key, -passphrase-file, -agent and
+// -agent-key flags that header, token and sign-proxy share, and returns
+// what is wrong with them, or "".
+func signerFlagsProblem(username, keyFile, passFile, agentKey string, useAgent bool) string {
+	switch {
+	case username == "":
+		return "-user NAME is required"
+	case keyFile == "" && !useAgent:
+		return "give -key FILE or -agent"
+	case keyFile != "" && useAgent:
+		return "-key and -agent exclude each other"
+	case passFile != "" && useAgent:
+		return "-passphrase-file goes with -key, not -agent"
+	case agentKey != "" && !useAgent:
+		return "-agent-key needs -agent"
+	}
+	return ""
 }

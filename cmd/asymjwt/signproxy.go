@@ -80,17 +80,10 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	if err := pf.check(); err != nil {
 		return usageError(stderr, "sign-proxy", "%v", err)
 	}
+	problem := signerFlagsProblem(*username, *keyFile, *passFile, *agentKey, *useAgent)
 	switch {
-	case *username == "":
-		return usageError(stderr, "sign-proxy", "-user NAME is required")
-	case *keyFile == "" && !*useAgent:
-		return usageError(stderr, "sign-proxy", "give -key FILE or -agent")
-	case *keyFile != "" && *useAgent:
-		return usageError(stderr, "sign-proxy", "-key and -agent exclude each other")
-	case *passFile != "" && *useAgent:
-		return usageError(stderr, "sign-proxy", "-passphrase-file goes with -key, not -agent")
-	case *agentKey != "" && !*useAgent:
-		return usageError(stderr, "sign-proxy", "-agent-key needs -agent")
+	case problem != "":
+		return usageError(stderr, "sign-proxy", "%s", problem)
 	case *retries < 0 || *retries > 10:
 		return usageError(stderr, "sign-proxy", "-retries %d: want 0 to 10", *retries)
 	}

@@ -63,19 +63,12 @@ func runToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
+	problem := signerFlagsProblem(*username, *keyFile, *passFile, *agentKey, *useAgent)
 	switch {
 	case len(rest) > 0:
 		return usageError(stderr, "token", "unexpected argument %q", rest[0])
-	case *username == "":
-		return usageError(stderr, "token", "-user NAME is required")
-	case *keyFile == "" && !*useAgent:
-		return usageError(stderr, "token", "give -key FILE or -agent")
-	case *keyFile != "" && *useAgent:
-		return usageError(stderr, "token", "-key and -agent exclude each other")
-	case *passFile != "" && *useAgent:
-		return usageError(stderr, "token", "-passphrase-file goes with -key, not -agent")
-	case *agentKey != "" && !*useAgent:
-		return usageError(stderr, "token", "-agent-key needs -agent")
+	case problem != "":
+		return usageError(stderr, "token", "%s", problem)
 	case *tokenURL == "":
 		return usageError(stderr, "token", "-url TOKEN_URL is required")
 	}
