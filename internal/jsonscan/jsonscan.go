@@ -31,8 +31,10 @@ var ErrSyntax = errors.New("invalid JSON")
 // anything that is not exactly one well-formed object, on duplicate or
 // case-variant names, and on too many members or too deep nesting.
 func ScanObject(data []byte, visit func(name, value []byte) error) error {
-	var names [maxJSONMembers][]byte
-	n := 0
+	// A header or claims set has a handful of members: room for the usual
+	// number on the stack, without zeroing room for the most.
+	var small [16][]byte
+	names := small[:0]
 	i := SkipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return ErrSyntax
@@ -53,16 +55,15 @@ func ScanObject(data []byte, visit func(name, value []byte) error) error {
 			return err
 		}
 		name := Unquote(data[i:end])
-		if n == maxJSONMembers {
+		if len(names) == maxJSONMembers {
 			return errors.New("too many members")
 		}
-		for _, prev := range names[:n] {
-			if bytes.EqualFold(prev, name) {
+		for _, prev := range names {
+			if equalFold(prev, name) {
 				return errors.New("duplicate or case-variant member " + strconv.QuoteToASCII(string(name)))
 			}
 		}
-		names[n] = name
-		n++
+		names = append(names, name)
 		i = SkipSpace(data, end)
 		if i >= len(data) || data[i] != ':' {
 			return ErrSyntax
@@ -90,6 +91,24 @@ func ScanObject(data []byte, visit func(name, value []byte) error) error {
 		}
 		i = SkipSpace(data, i+1)
 	}
+}
+
+// equalFold is bytes.EqualFold, with a quick answer for the usual pair of
+// names whose first bytes are ASCII and differ under case folding: an ASCII
+// character folds to another only as its other case (and to U+017F or
+// U+212A, which are not ASCII).
+func equalFold(a, b []byte) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && lowerASCII(a[0]) != lowerASCII(b[0]) {
+		return false
+	}
+	return bytes.EqualFold(a, b)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // SkipSpace returns the index of the first byte at or after i that is not
@@ -187,6 +206,14 @@ func scanContainer(data []byte, i, depth int) (int, error) {
 func ScanString(data []byte, i int) (int, error) {
 	i++ // opening quote
 	for i < len(data) {
+		// Most of a string is printable ASCII, passed at a table lookup a
+		// byte.
+		for i < len(data) && plainASCII[data[i]] {
+			i++
+		}
+		if i == len(data) {
+			break
+		}
 		c := data[i]
 		switch {
 		case c == '"':
@@ -209,10 +236,8 @@ func ScanString(data []byte, i int) (int, error) {
 			default:
 				return 0, ErrSyntax
 			}
-		case c < 0x20:
+		case c < utf8.RuneSelf: // a control character
 			return 0, ErrSyntax
-		case c < utf8.RuneSelf:
-			i++
 		default:
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
@@ -223,6 +248,15 @@ func ScanString(data []byte, i int) (int, error) {
 	}
 	return 0, ErrSyntax
 }
+
+// plainASCII marks the bytes a JSON string holds as they are: printable
+// ASCII but the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func hex4(b []byte) (rune, bool) {
 	var r rune
@@ -352,12 +386,40 @@ func String(value []byte) (string, bool) {
 
 // Number returns the value of a JSON number member.
 func Number(value []byte) (float64, bool) {
+	if f, ok := smallInteger(value); ok {
+		return f, true
+	}
 	if len(value) == 0 || (value[0] != '-' && (value[0] < '0' || value[0] > '9')) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(string(value), 64)
 	if err != nil { // out of range: ±Inf
 		return 0, false
+	}
+	return f, true
+}
+
+// smallInteger reads an integer of at most 15 digits, such as a time in
+// seconds, exactly as strconv.ParseFloat would (all are exact in a
+// float64), without its general machinery.
+func smallInteger(value []byte) (float64, bool) {
+	digits := value
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 15 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	f := float64(n)
+	if len(digits) < len(value) {
+		f = -f
 	}
 	return f, true
 }

@@ -3,6 +3,9 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -184,5 +187,105 @@ func TestElements(t *testing.T) {
 				t.Fatalf("Elements(%s) = %q, %v; want %q, ok %v", tt.in, got, err, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+func TestNumber(t *testing.T) {
+	tests := []string{"0", "-0", "7", "-7", "1796294582", "123456789012345", "-123456789012345",
+		"1234567890123456", "99999999999999999999", "1.5", "1e3", "-0.0", "1796294582.25", "1E400"}
+	for _, in := range tests {
+		t.Run(in, func(t *testing.T) { checkNumber(t, []byte(in)) })
+	}
+	for _, bad := range []string{"", "-", "x", "+1", `"1"`} {
+		if f, ok := Number([]byte(bad)); ok {
+			t.Errorf("Number(%q) = %v, true; want false", bad, f)
+		}
+	}
+}
+
+// checkNumber compares Number with strconv.ParseFloat on a valid JSON number.
+func checkNumber(t *testing.T, value []byte) {
+	t.Helper()
+	got, ok := Number(value)
+	want, err := strconv.ParseFloat(string(value), 64)
+	if ok != (err == nil) || (ok && (got != want || math.Signbit(got) != math.Signbit(want))) {
+		t.Fatalf("Number(%q) = %v, %v; strconv.ParseFloat gives %v, %v", value, got, ok, want, err)
+	}
+}
+
+func FuzzNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1796294582", "123456789012345", "1.5e-3"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		if len(value) == 0 {
+			return
+		}
+		if end, err := scanNumber(value, 0); err != nil || end != len(value) {
+			return // Number reads only what ScanObject scanned as a number
+		}
+		checkNumber(t, value)
+	})
+}
+
+func FuzzEqualFold(f *testing.F) {
+	f.Add([]byte("kid"), []byte("KID"))
+	f.Add([]byte("kid"), []byte("\u212aid"))
+	f.Add([]byte("sub"), []byte("\u017fub"))
+	f.Add([]byte("alg"), []byte("typ"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		if got, want := equalFold(a, b), bytes.EqualFold(a, b); got != want {
+			t.Fatalf("equalFold(%q, %q) = %v, bytes.EqualFold says %v", a, b, got, want)
+		}
+	})
+}
+
+func TestScanObjectManyMembers(t *testing.T) {
+	for _, n := range []int{15, 16, 17, maxJSONMembers, maxJSONMembers + 1} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			var b strings.Builder
+			b.WriteByte('{')
+			for i := range n {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, `"m%d":%d`, i, i)
+			}
+			b.WriteByte('}')
+			seen := 0
+			err := ScanObject([]byte(b.String()), func(name, value []byte) error { seen++; return nil })
+			if n > maxJSONMembers {
+				if err == nil {
+					t.Fatalf("%d members accepted", n)
+				}
+				return
+			}
+			if err != nil || seen != n {
+				t.Fatalf("ScanObject of %d members: %v, saw %d", n, err, seen)
+			}
+			// The last member again, in another case, is refused.
+			dup := b.String()[:b.Len()-1] + fmt.Sprintf(`,"M%d":0}`, n-1)
+			if err := ScanObject([]byte(dup), func(name, value []byte) error { return nil }); err == nil {
+				t.Fatal("case-variant duplicate accepted")
+			}
+		})
+	}
+}
+
+func BenchmarkScanObject(b *testing.B) {
+	claims := []byte(`{"username":"svc","time":1796294582,"nonce":"_NVVudpDT7nf1QTIVsEGpw","htm":"GET","htu":"http://127.0.0.1:8080/v1/items","htq":""}`)
+	b.SetBytes(int64(len(claims)))
+	for b.Loop() {
+		err := ScanObject(claims, func(name, value []byte) error {
+			if IsString(value) {
+				Unquote(value)
+			} else {
+				Number(value)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
