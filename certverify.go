@@ -78,7 +78,7 @@ func (v *Verifier) authenticate(ctx context.Context, t *token, spec *algSpec, ad
 	if v.metrics != nil {
 		start = time.Now()
 	}
-	keys, err := v.keys.PublicKeys(ctx, t.username)
+	keys, err := v.lookupKeys(ctx, t.username)
 	if v.metrics != nil {
 		v.metrics.KeyStoreLookup(time.Since(start), err)
 	}
@@ -118,7 +118,18 @@ func (v *Verifier) authenticate(ctx context.Context, t *token, spec *algSpec, ad
 	if err := v.checkKeyRevoked(key.Fingerprint, key.Key); err != nil {
 		return PublicKey{}, nil, fmt.Errorf("%w (user %q)", err, t.username)
 	}
+	// The Identity's copy: the store's may be shared (lookupKeys).
+	key.Restrictions.From = slices.Clone(key.Restrictions.From)
 	return key, nil, nil
+}
+
+// lookupKeys returns username's keys, to be read and not changed: from this
+// package's stores, as they hold them, without a copy.
+func (v *Verifier) lookupKeys(ctx context.Context, username string) ([]PublicKey, error) {
+	if s, ok := v.keys.(sharedKeyStore); ok {
+		return s.sharedPublicKeys(ctx, username)
+	}
+	return v.keys.PublicKeys(ctx, username)
 }
 
 // kidNames reports whether kid is the fingerprint of one of keys.

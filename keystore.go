@@ -240,9 +240,22 @@ func (s *MemoryKeyStore) CertAuthorities(ctx context.Context, username string) (
 // PublicKeys returns a copy of username's keys, or nil for an unknown user.
 // It never fails.
 func (s *MemoryKeyStore) PublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
+	keys, _ := s.sharedPublicKeys(ctx, username)
+	return cloneKeys(keys), nil
+}
+
+func (s *MemoryKeyStore) sharedPublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return cloneKeys(s.users[username]), nil
+	return s.users[username], nil // replaced, never changed, by the writers
+}
+
+// sharedKeyStore is implemented by this package's stores: the user's keys
+// as the store holds them, without the copy PublicKeys makes for a caller
+// who may change it. The Verifier only reads them, and copies what it hands
+// out (see [Verifier.lookupKeys]).
+type sharedKeyStore interface {
+	sharedPublicKeys(ctx context.Context, username string) ([]PublicKey, error)
 }
 
 // checkPublicKeys validates username and keys and returns copies of keys with
@@ -422,11 +435,16 @@ func (s *DirKeyStore) Dir() string { return s.dir }
 // when the username is not one a file may be named after or the file does
 // not exist, an error when the file cannot be read.
 func (s *DirKeyStore) PublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
+	keys, err := s.sharedPublicKeys(ctx, username)
+	return cloneKeys(keys), err
+}
+
+func (s *DirKeyStore) sharedPublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
 	kf, err := s.file(ctx, username)
 	if kf == nil || err != nil {
 		return nil, err
 	}
-	return cloneKeys(kf.keys), nil
+	return kf.keys, nil // a keyFile is never changed
 }
 
 // CertAuthorities returns a copy of the CAs of the cert-authority lines in

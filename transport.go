@@ -159,7 +159,7 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 		}
 		return nil, err
 	}
-	req2 := req.Clone(req.Context())
+	req2 := withOwnHeader(req, 2)
 	req2.Header.Set("Authorization", auth)
 	switch {
 	case hcd == nil:
@@ -177,6 +177,32 @@ func (t *Transport) send(req *http.Request, offset time.Duration) (*http.Respons
 		}
 	}
 	return t.base().RoundTrip(req2)
+}
+
+// withOwnHeader returns a shallow copy of req whose Header is its own, with
+// room for extra more names: all that send changes. Request.Clone would also
+// copy the URL, the trailer and the forms, which nothing here changes, and
+// grow the map when a header is added.
+func withOwnHeader(req *http.Request, extra int) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *req
+	n := 0
+	for _, vv := range req.Header {
+		n += len(vv)
+	}
+	values := make([]string, n) // one array for all values, as Header.Clone
+	h := make(http.Header, len(req.Header)+extra)
+	for k, vv := range req.Header {
+		if vv == nil {
+			h[k] = nil // kept: a nil value suppresses a header net/http adds
+			continue
+		}
+		n := copy(values, vv)
+		h[k] = values[:n:n]
+		values = values[n:]
+	}
+	r2.Header = h
+	return r2
 }
 
 // ClockOffset returns the clock offset the Transport has learned for host

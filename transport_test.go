@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -537,5 +538,32 @@ func TestNewClient(t *testing.T) {
 		if claims["username"] != "alice" || claims["htm"] != method || claims["htu"] != srv.URL+"/hello" {
 			t.Fatalf("claims %v", claims)
 		}
+	}
+}
+
+func TestWithOwnHeader(t *testing.T) {
+	req := httptest.NewRequest("GET", "http://api.example.com/v1/items?q=1", nil)
+	req.Header["User-Agent"] = nil // nil: net/http sends no User-Agent
+	req.Header["Accept"] = []string{"a", "b"}
+	req.Header["X-Empty"] = []string{}
+	req.Header["X-One"] = []string{"1"}
+	orig := req.Header.Clone()
+
+	r2 := withOwnHeader(req, 2)
+	if !reflect.DeepEqual(r2.Header, orig) {
+		t.Fatalf("copied header %#v, want %#v", r2.Header, orig)
+	}
+	if v, ok := r2.Header["User-Agent"]; !ok || v != nil {
+		t.Fatalf("nil User-Agent became %#v (present %v)", v, ok)
+	}
+	if r2.URL != req.URL || r2.Context() != req.Context() || r2.Method != req.Method {
+		t.Fatal("shallow fields differ")
+	}
+	r2.Header.Set("Authorization", "JWT x")
+	r2.Header.Add("Accept", "c")
+	r2.Header["X-One"][0] = "changed"
+	r2.Header.Del("X-Empty")
+	if !reflect.DeepEqual(req.Header, orig) {
+		t.Fatalf("caller's header changed to %#v", req.Header)
 	}
 }

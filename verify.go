@@ -362,18 +362,19 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 
 // expected is the request a token must be bound to, as far as it is known.
 type expected struct {
-	method  string // "" when unknown (VerifyToken)
-	htu     []byte // empty when unknown
-	badHost string // a Host that WithHosts does not name
-	query   string // the raw query, when queryKnown
+	method string // "" when unknown (VerifyToken)
+	// r is the request, nil for VerifyToken: its htu is made when it is
+	// compared, in a buffer on the stack.
+	r     *http.Request
+	htu   []byte // VerifyToken's target's; empty when unknown
+	query string // the raw query, when queryKnown
 	// queryKnown: the query is known (always for a request; with a target
 	// for VerifyToken).
 	queryKnown bool
 	// strict: a known method, URL or body requires its claim (VerifyToken).
 	strict bool
 
-	// A request: its Content-Digest lines and whether it has a body.
-	request     bool
+	// A request's Content-Digest lines and whether it has a body.
 	digestLines []string
 	hasBody     bool
 	// VerifyTokenWithBody: the body, nil when not given.
@@ -392,11 +393,9 @@ func (v *Verifier) verifyRequest(r *http.Request, want *expected) (*Identity, er
 	if bearer {
 		return v.verifyAccessToken(r.Context(), raw)
 	}
-	var buf [256]byte // the usual URL fits; a longer one spills to the heap
-	want.htu, want.badHost = v.appendRequestHTU(buf[:0], r)
+	want.r = r
 	want.method = r.Method
 	want.query, want.queryKnown = r.URL.RawQuery, true
-	want.request = true
 	want.digestLines = r.Header[contentDigestHeader]
 	want.hasBody = r.Body != nil && r.Body != http.NoBody
 	return v.verify(r.Context(), raw, want, v.clientAddr(r))
@@ -675,8 +674,7 @@ func (v *Verifier) checkTime(t *token, now time.Time) error {
 // checkBinding compares htm, htu and htq with the request's method, htu and
 // query. An unknown method, htu or query (a token checked by VerifyToken
 // without them) is not checked: its claim is reported. In strict mode, a
-// known one requires its claim. badHost is a Host that WithHosts does not
-// name.
+// known one requires its claim.
 func (v *Verifier) checkBinding(t *token, want *expected) error {
 	if v.requireBnd && (!t.hasHTM || !t.hasHTU || !t.hasHTQ) {
 		return fmt.Errorf("%w: htm, htu and htq are required", ErrBinding)
@@ -684,13 +682,18 @@ func (v *Verifier) checkBinding(t *token, want *expected) error {
 	if want.method != "" && (t.hasHTM || want.strict) && string(t.htm) != want.method {
 		return fmt.Errorf("%w: not bound to method %s", ErrBinding, want.method)
 	}
-	if want.badHost != "" && t.hasHTU {
-		return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(want.badHost), strings.Join(v.hosts, ", "))
+	htu := want.htu
+	if want.r != nil {
+		var buf [256]byte // the usual URL fits; a longer one spills to the heap
+		var badHost string
+		if htu, badHost = v.appendRequestHTU(buf[:0], want.r); badHost != "" && t.hasHTU {
+			return fmt.Errorf("%w: request Host %q is not one of the hosts this verifier answers to (WithHosts: %s)", ErrBinding, truncate(badHost), strings.Join(v.hosts, ", "))
+		}
 	}
-	if len(want.htu) > 0 && (t.hasHTU || want.strict) && string(t.htu) != string(want.htu) {
+	if len(htu) > 0 && (t.hasHTU || want.strict) && string(t.htu) != string(htu) {
 		// Only a client that normalises differently needs the slow path.
-		if got, ok := normalizeHTU(string(t.htu)); !ok || got != string(want.htu) {
-			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, string(want.htu))
+		if got, ok := normalizeHTU(string(t.htu)); !ok || got != string(htu) {
+			return fmt.Errorf("%w: not bound to URL %s", ErrBinding, string(htu))
 		}
 	}
 	if want.queryKnown && (t.hasHTQ || want.strict) {
@@ -734,7 +737,7 @@ func (v *Verifier) checkBody(t *token, want *expected) error {
 			return fmt.Errorf("%w: the body does not match the token's %s digest (hcd)", ErrBinding, name)
 		}
 		return nil
-	case !want.request:
+	case want.r == nil:
 		return nil // VerifyToken: reported, not checked
 	case len(want.digestLines) == 0:
 		if want.hasBody {
@@ -781,7 +784,7 @@ func checkEmptyBody(want *expected) error {
 		if n > 0 {
 			return fmt.Errorf("%w: the token binds an empty body (hcd) and the body is not empty", ErrBinding)
 		}
-	case !want.request:
+	case want.r == nil:
 	case want.hasBody:
 		return fmt.Errorf("%w: the token binds an empty body (hcd) and the request has a body", ErrBinding)
 	case len(want.digestLines) > 0:

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"unsafe"
 )
 
 // Errors of [Decode]. None quotes the token.
@@ -22,7 +23,8 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // Parts is a compact JWS split and decoded.
 type Parts struct {
-	// SigningInput is "<header>.<claims>" as signed.
+	// SigningInput is "<header>.<claims>" as signed: the bytes of the string
+	// given to Decode, which must not be modified.
 	SigningInput []byte
 	// Header, Claims and Signature are the decoded segments, capped so an
 	// append to one cannot write into another.
@@ -47,11 +49,12 @@ func Decode(s string) (Parts, error) {
 	if strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 {
 		return Parts{}, ErrLineBreak
 	}
-	// One allocation holds a copy of the token (base64's decoder reads
-	// bytes) and, after it, the decoded segments.
-	buf := make([]byte, len(s)+b64.DecodedLen(len(s)))
-	raw := buf[:copy(buf, s)]
-	buf = buf[len(s):]
+	// The decoder and the signature check read the token as bytes: a view
+	// of the string, never written (the slices handed out are capped, so an
+	// append copies), saves copying it. One allocation holds the decoded
+	// segments.
+	raw := unsafe.Slice(unsafe.StringData(s), len(s))
+	buf := make([]byte, b64.DecodedLen(len(s)))
 	hn, err := b64.Decode(buf, raw[:i])
 	if err != nil {
 		return Parts{}, ErrHeader
