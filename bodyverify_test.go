@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,14 +16,17 @@ import (
 )
 
 // checkerFor returns a body checker over body, wanting the digests of
-// signed, with the length known or not, and the refusals it reported.
-func checkerFor(t *testing.T, signed, body []byte, known bool, wrap func(io.Reader) io.Reader, sha512Too bool) (*bodyChecker, *[]error, *bytes.Buffer) {
+// signed, with the length known or not, and the refusals it reported (to
+// the error hook, the logger and the metrics).
+func checkerFor(t *testing.T, signed, body []byte, known bool, wrap func(io.Reader) io.Reader, sha512Too bool) (*bodyChecker, *[]error, *bytes.Buffer, *fakeMetrics) {
 	t.Helper()
 	var refused []error
 	var logs bytes.Buffer
+	var metrics fakeMetrics
 	v, err := NewVerifier(NewMemoryKeyStore(),
 		WithErrorHook(func(_ *http.Request, err error) { refused = append(refused, err) }),
-		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		WithMetrics(&metrics))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +47,7 @@ func checkerFor(t *testing.T, signed, body []byte, known bool, wrap func(io.Read
 		s512 := sha512.Sum512(signed)
 		want[1] = s512[:]
 	}
-	return v.newBodyChecker(r, want), &refused, &logs
+	return v.newBodyChecker(r, want), &refused, &logs, &metrics
 }
 
 func TestBodyChecker(t *testing.T) {
@@ -87,7 +91,7 @@ func TestBodyChecker(t *testing.T) {
 		for _, rd := range readers {
 			for _, b := range bodies {
 				t.Run(mode+"/"+rd.name+"/"+b.name, func(t *testing.T) {
-					c, refused, logs := checkerFor(t, b.signed, b.sent, known, rd.wrap, b.sha512Too)
+					c, refused, logs, metrics := checkerFor(t, b.signed, b.sent, known, rd.wrap, b.sha512Too)
 					var got []byte
 					buf := make([]byte, 4096)
 					var err error
@@ -103,8 +107,8 @@ func TestBodyChecker(t *testing.T) {
 						if err != io.EOF || !bytes.Equal(got, b.sent) {
 							t.Fatalf("read %d of %d bytes, then %v", len(got), len(b.sent), err)
 						}
-						if len(*refused) != 0 {
-							t.Fatalf("refusals reported: %v", *refused)
+						if events, _ := metrics.take(); len(*refused) != 0 || len(events) != 0 {
+							t.Fatalf("refusals reported: %v, metrics %v", *refused, events)
 						}
 						return
 					}
@@ -125,6 +129,9 @@ func TestBodyChecker(t *testing.T) {
 					if !strings.Contains(logs.String(), "kind=binding") {
 						t.Fatalf("log: %q", logs.String())
 					}
+					if events, _ := metrics.take(); fmt.Sprint(events) != "[body refused binding]" {
+						t.Fatalf("metrics: %v", events)
+					}
 				})
 			}
 		}
@@ -134,7 +141,7 @@ func TestBodyChecker(t *testing.T) {
 func TestBodyCheckerIsAReader(t *testing.T) {
 	body := bytes.Repeat([]byte("abc"), 20000)
 	for _, known := range []bool{true, false} {
-		c, _, _ := checkerFor(t, body, body, known, nil, false)
+		c, _, _, _ := checkerFor(t, body, body, known, nil, false)
 		if err := iotest.TestReader(c, body); err != nil {
 			t.Fatalf("known length %v: %v", known, err)
 		}
@@ -145,7 +152,7 @@ func TestBodyCheckerReadError(t *testing.T) {
 	boom := errors.New("connection reset")
 	body := []byte(strings.Repeat("x", 100))
 	for _, known := range []bool{true, false} {
-		c, refused, _ := checkerFor(t, body, body, known, func(r io.Reader) io.Reader {
+		c, refused, _, _ := checkerFor(t, body, body, known, func(r io.Reader) io.Reader {
 			return io.MultiReader(io.LimitReader(r, 50), iotest.ErrReader(boom))
 		}, false)
 		got, err := io.ReadAll(c)

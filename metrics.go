@@ -35,16 +35,29 @@ type VerifierMetrics interface {
 	NonceStoreUse(d time.Duration, err error)
 }
 
+// BodyMetrics is implemented by a [VerifierMetrics] that also counts the
+// bodies refused after their request's headers verified: a body that does
+// not match the digest its token binds, found as the handler reads it (see
+// [Verifier.Verify]). Verified has already reported such a request as "ok";
+// BodyRefused is then called once, on the goroutine reading the body, with
+// the error's kind as [ErrorKind] names it ("binding").
+type BodyMetrics interface {
+	VerifierMetrics
+	BodyRefused(result string)
+}
+
 // WithMetrics reports each verification's result and duration, and the
 // latency of the key store and of the nonce store, to m (see
-// [VerifierMetrics]). Without it no clock is read for metrics. m must not
-// be nil.
+// [VerifierMetrics]), and the bodies refused after their headers verified
+// when m is a [BodyMetrics]. Without it no clock is read for metrics. m
+// must not be nil.
 func WithMetrics(m VerifierMetrics) VerifierOption {
 	return verifierOptionFunc(func(v *Verifier) error {
 		if m == nil {
 			return optionError("WithMetrics", "nil VerifierMetrics")
 		}
 		v.metrics = m
+		v.bodyMetrics, _ = m.(BodyMetrics)
 		return nil
 	})
 }

@@ -30,6 +30,8 @@ func (m *fakeMetrics) KeyStoreLookup(d time.Duration, err error) { m.add("keys "
 
 func (m *fakeMetrics) NonceStoreUse(d time.Duration, err error) { m.add("nonce "+errName(err), d) }
 
+func (m *fakeMetrics) BodyRefused(result string) { m.add("body refused "+result, 0) }
+
 func errName(err error) string {
 	switch {
 	case err == nil:

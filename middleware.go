@@ -67,8 +67,11 @@ func (v *Verifier) logRefusal(r *http.Request, err error, level slog.Level) {
 }
 
 // reportRefusal reports a refusal that happens after Verify, as a body that
-// does not match its digest: to the error hook and the logger.
+// does not match its digest: to the metrics, the error hook and the logger.
 func (v *Verifier) reportRefusal(r *http.Request, err error) {
+	if v.bodyMetrics != nil {
+		v.bodyMetrics.BodyRefused(ErrorKind(err))
+	}
 	if v.onError != nil {
 		v.onError(r, err)
 	}

@@ -41,6 +41,8 @@ type Verifier struct {
 	onSuccess  func(*http.Request, *Identity)
 	errorBody  func(*http.Request, error) (string, []byte)
 	metrics    VerifierMetrics // nil: no timing at all
+	// bodyMetrics is metrics when it also counts refused bodies, else nil.
+	bodyMetrics BodyMetrics
 
 	// OpenSSH certificates and authorized_keys options.
 	cas         []CertAuthority // WithTrustedCAs

@@ -40,9 +40,10 @@ type proxyMetrics struct {
 	nonceStore     *prometheus.HistogramVec
 	upstream       prometheus.Histogram
 	upstreamErrors *prometheus.CounterVec
+	bodiesRefused  *prometheus.CounterVec
 }
 
-var _ asymjwt.VerifierMetrics = (*proxyMetrics)(nil)
+var _ asymjwt.BodyMetrics = (*proxyMetrics)(nil)
 
 func newProxyMetrics() *proxyMetrics {
 	m := &proxyMetrics{
@@ -75,12 +76,17 @@ func newProxyMetrics() *proxyMetrics {
 			Name: "asymjwt_upstream_errors_total",
 			Help: `Verified requests that got no response from upstream, by reason: "timeout" (answered 504) or "error" (502).`,
 		}, []string{"reason"}),
+		bodiesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asymjwt_bodies_refused_total",
+			Help: `Requests whose headers verified (counted "ok" in asymjwt_requests_total) and whose body then did not match the digest its token binds, by error kind ("binding"); upstream got the body cut short.`,
+		}, []string{"result"}),
 	}
 	m.requestsOK = m.requests.WithLabelValues("ok")
 	// Zero series for what dashboards and alerts look for from the start.
 	m.upstreamErrors.WithLabelValues("timeout")
 	m.upstreamErrors.WithLabelValues("error")
-	m.registry.MustRegister(m.requests, m.verify, m.keyStore, m.nonceStore, m.upstream, m.upstreamErrors,
+	m.bodiesRefused.WithLabelValues("binding")
+	m.registry.MustRegister(m.requests, m.verify, m.keyStore, m.nonceStore, m.upstream, m.upstreamErrors, m.bodiesRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -93,6 +99,11 @@ func (m *proxyMetrics) Verified(result string, d time.Duration) {
 		m.requests.WithLabelValues(result).Inc()
 	}
 	m.verify.Observe(d.Seconds())
+}
+
+// BodyRefused implements [asymjwt.BodyMetrics].
+func (m *proxyMetrics) BodyRefused(result string) {
+	m.bodiesRefused.WithLabelValues(result).Inc()
 }
 
 // KeyStoreLookup implements [asymjwt.VerifierMetrics].

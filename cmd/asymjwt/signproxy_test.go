@@ -34,11 +34,12 @@ func (e *proxyEnv) signProxy(t testing.TB, env []string, upstreamURL string, ext
 // TestSignProxyChain: a client in any language (here a plain http.Client,
 // with no key) calls sign-proxy, which signs for verify-proxy, which passes
 // the caller's identity to the service. Every request gets its own token,
-// a caller's Authorization is replaced (G2), retries carry new tokens.
+// a caller's Authorization is replaced (G2), retries carry new tokens, and
+// every body is bound to its token (verify-proxy requires it).
 func TestSignProxyChain(t *testing.T) {
 	t.Parallel()
 	env := newProxyEnv(t)
-	vp := env.verifyProxy(t, "-require-binding")
+	vp := env.verifyProxy(t, "-require-binding", "-require-body-binding")
 	tmp := t.TempDir()
 	sp := env.signProxy(t, []string{"TMPDIR=" + tmp}, vp.URL+"/", "-key", env.alice.keyFile)
 

@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const verifyProxySynopsis = "asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-metrics ADDR] [-log-format text|json] [-issuer-key FILE [-issuer URL] [-token-ttl DURATION]]"
+const verifyProxySynopsis = "asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-require-body-binding] [-metrics ADDR] [-log-format text|json] [-issuer-key FILE [-issuer URL] [-token-ttl DURATION]]"
 
 const verifyProxyDescription = `
 A verifying reverse proxy in front of an HTTP service in any language. Every
@@ -54,13 +54,18 @@ must be bound to it. Without it, the request's own Host is believed.
 -redis shares the nonces with the other proxies of a fleet (redisnonce), so
 a token accepted by one is refused by all: host:port, or a redis:// or
 rediss:// URL. While Redis cannot answer, requests are refused with 503.
--require-binding refuses tokens without "htm" and "htu" claims.
+-require-binding refuses tokens without "htm", "htu" and "htq" claims.
+-require-body-binding refuses a request with a body whose token does not
+bind it (no "hcd" claim), as sign-proxy and the library's Transport bind
+every body they send.
 
 -metrics ADDR serves GET /healthz (200 "ok", 503 while shutting down) and
 GET /metrics (Prometheus text format): asymjwt_requests_total{result},
 asymjwt_verify_seconds, asymjwt_key_store_seconds{result},
 asymjwt_nonce_store_seconds{result}, asymjwt_upstream_seconds,
-asymjwt_upstream_errors_total{reason}, and the Go runtime's and process's.
+asymjwt_upstream_errors_total{reason}, asymjwt_bodies_refused_total{result}
+(a body that did not match its digest after the headers verified), and the
+Go runtime's and process's.
 
 With -issuer-key FILE it is also a token endpoint (RFC 7523): it serves
 POST /oauth/token and GET /.well-known/jwks.json itself, issues access
@@ -81,7 +86,8 @@ func runVerifyProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub (required)")
 	publicURL := fs.String("public-url", "", "the scheme and host clients reach this proxy at, `URL` such as https://api.example.com; tokens are bound to it")
 	redisAddr := fs.String("redis", "", "share nonces through Redis at `ADDR` (host:port or redis:// URL), for a fleet of proxies")
-	requireBinding := fs.Bool("require-binding", false, `refuse tokens without "htm" and "htu" claims`)
+	requireBinding := fs.Bool("require-binding", false, `refuse tokens without "htm", "htu" and "htq" claims`)
+	requireBodyBinding := fs.Bool("require-body-binding", false, `refuse a request with a body whose token does not bind it (no "hcd" claim)`)
 	metricsAddr := fs.String("metrics", "", "serve /healthz and /metrics (Prometheus) on `ADDR`")
 	issuerKey := fs.String("issuer-key", "", "also serve POST /oauth/token and GET /.well-known/jwks.json, issuing access tokens signed with the private key in `FILE`, and accept them as Bearer")
 	issuerName := fs.String("issuer", "", "the issuer identifier and base `URL` of the token endpoint (default: -public-url, else http://the listen address)")
@@ -127,6 +133,9 @@ func runVerifyProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	}
 	if *requireBinding {
 		opts = append(opts, asymjwt.WithRequireBinding())
+	}
+	if *requireBodyBinding {
+		opts = append(opts, asymjwt.WithRequireBodyBinding())
 	}
 	var metrics *proxyMetrics
 	if *metricsAddr != "" {

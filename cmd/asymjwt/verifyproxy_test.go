@@ -650,11 +650,12 @@ func TestVerifyProxyUsage(t *testing.T) {
 
 // TestVerifyProxyBodyChangedInFlight: a body that does not match the
 // Content-Digest its token binds is refused as a binding error (upstream
-// gets it cut short, never whole), beside the same request untouched.
+// gets it cut short, never whole, and the metrics count it), beside the
+// same request untouched.
 func TestVerifyProxyBodyChangedInFlight(t *testing.T) {
 	t.Parallel()
 	env := newProxyEnv(t)
-	p := env.verifyProxy(t)
+	p := env.verifyProxy(t, "-metrics", "127.0.0.1:0")
 	body := strings.Repeat(`{"to":"bob","amount":1}`, 400)
 	digest, err := asymjwt.ContentDigest(strings.NewReader(body))
 	if err != nil {
@@ -690,6 +691,71 @@ func TestVerifyProxyBodyChangedInFlight(t *testing.T) {
 				if e := decodeEcho(t, resp, got); e.BodyLen != int64(len(body)) {
 					t.Fatalf("upstream got %d bytes", e.BodyLen)
 				}
+			}
+		})
+	}
+	// Both passed the headers' check; one body was refused after it.
+	m := scrape(t, p.MetricsURL)
+	if got := counterValue(m, "asymjwt_requests_total", "result", "ok"); got != 2 {
+		t.Errorf(`asymjwt_requests_total{result="ok"} = %v, want 2`, got)
+	}
+	if got := counterValue(m, "asymjwt_bodies_refused_total", "result", "binding"); got != 1 {
+		t.Errorf(`asymjwt_bodies_refused_total{result="binding"} = %v, want 1`, got)
+	}
+}
+
+// TestVerifyProxyRequireBodyBinding: with -require-body-binding a body
+// must be bound by its token; a request without a body needs no hcd.
+func TestVerifyProxyRequireBodyBinding(t *testing.T) {
+	t.Parallel()
+	env := newProxyEnv(t)
+	p := env.verifyProxy(t, "-require-body-binding")
+	body := `{"to":"bob","amount":1}`
+	digest, err := asymjwt.ContentDigest(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		method string
+		body   string
+		bound  bool // the token binds the body (hcd) and Content-Digest is sent
+		status int
+	}{
+		{"body bound", "POST", body, true, http.StatusOK},
+		{"body not bound", "POST", body, false, http.StatusUnauthorized},
+		{"no body, no hcd", "GET", "", false, http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			signed, _ := http.NewRequest(tt.method, p.URL+"/echo", nil)
+			if tt.bound {
+				signed.Header.Set("Content-Digest", digest)
+			}
+			tok, err := env.alice.signer.Sign(context.Background(), signed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rd io.Reader
+			if tt.body != "" {
+				rd = strings.NewReader(tt.body)
+			}
+			req, _ := http.NewRequest(tt.method, p.URL+"/echo", rd)
+			req.Header.Set("Authorization", "JWT "+tok)
+			if tt.bound {
+				req.Header.Set("Content-Digest", digest)
+			}
+			resp, got := do(t, nil, req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.status)
+			}
+			if tt.status == http.StatusUnauthorized {
+				if resp.Header.Get("WWW-Authenticate") != `JWT error="binding"` {
+					t.Fatalf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
+				}
+				return
+			}
+			if e := decodeEcho(t, resp, got); e.BodyLen != int64(len(tt.body)) {
+				t.Fatalf("upstream got %d bytes", e.BodyLen)
 			}
 		})
 	}
