@@ -185,24 +185,28 @@ func attachCertificateFile(key Key, keyPath string, o keyOptions) (Key, error) {
 		}
 		path = keyPath + certFileSuffix
 	}
+	// The error names the file that failed, and says it is the certificate.
+	fail := func(err error) (Key, error) {
+		return nil, &KeyError{Path: path, Err: fmt.Errorf("as the key's certificate: %w", err)}
+	}
 	expanded, err := expandHome(path)
 	if err != nil {
-		return nil, &KeyError{Path: path, Err: err}
+		return fail(err)
 	}
 	data, err := readCertificateFile(expanded)
 	if !named && errors.Is(err, fs.ErrNotExist) {
 		return key, nil
 	}
 	if err != nil {
-		return nil, &KeyError{Path: path, Err: err}
+		return fail(err)
 	}
 	cert, err := parseCertificateText(data)
 	if err != nil {
-		return nil, &KeyError{Path: path, Err: err}
+		return fail(err)
 	}
 	k, err := withCertificate(key, cert)
 	if err != nil {
-		return nil, &KeyError{Path: path, Err: err}
+		return fail(err)
 	}
 	return k, nil
 }

@@ -224,3 +224,47 @@ func TestHeaderAgentCertificate(t *testing.T) {
 		t.Fatalf("claims %v", c)
 	}
 }
+
+// TestSignProxyCertificate: sign-proxy sends the certificate -cert names
+// (or FILE-cert.pub beside the key) in every token, so a verify-proxy that
+// trusts only the CA for alice lets its requests through.
+func TestSignProxyCertificate(t *testing.T) {
+	t.Parallel()
+	dir, ca, key := certSetup(t)
+	keygen(t, "-q", "-s", ca, "-I", "alice@example.com", "-n", "alice", "-V", "-5m:+1h", key+".pub")
+	certFile := filepath.Join(dir, "alice-cert")
+	if err := os.Rename(key+"-cert.pub", certFile); err != nil {
+		t.Fatal(err)
+	}
+	env := newProxyEnv(t)
+	caLine, err := os.ReadFile(ca + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alice's file trusts the CA, and holds no key of hers.
+	if err := os.WriteFile(filepath.Join(env.keys, "alice.pub"), append([]byte(`cert-authority,principals="alice" `), caLine...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vp := env.verifyProxy(t, "-require-binding")
+
+	withCert := env.signProxy(t, nil, vp.URL+"/", "-key", key, "-cert", certFile)
+	resp, body := get(t, nil, withCert.URL+"/echo")
+	if e := decodeEcho(t, resp, body); e.Header[asymjwt.UserHeader][0] != "alice" {
+		t.Fatalf("upstream saw %v", e.Header)
+	}
+	if !strings.Contains(withCert.stderr.String(), "alice@example.com") {
+		t.Errorf("the start log does not name the certificate:\n%s", withCert.stderr.String())
+	}
+
+	// Without -cert, and none beside the key: the key alone is not trusted.
+	bare := env.signProxy(t, nil, vp.URL+"/", "-key", key)
+	if resp, _ := get(t, nil, bare.URL+"/echo"); resp.StatusCode != 401 {
+		t.Fatalf("without the certificate: %s, want 401", resp.Status)
+	}
+
+	// A -cert that cannot be read, or is not a certificate of the key.
+	runCLI(t, "sign-proxy", "-listen", "127.0.0.1:0", "-upstream", vp.URL, "-user", "alice", "-key", key,
+		"-cert", filepath.Join(dir, "missing")).want(t, 2, "asymjwt sign-proxy:", "missing")
+	runCLI(t, "sign-proxy", "-listen", "127.0.0.1:0", "-upstream", vp.URL, "-user", "alice", "-key", key,
+		"-cert", ca+".pub").want(t, 2, "asymjwt sign-proxy:")
+}

@@ -204,7 +204,7 @@ func newSigner(ctx context.Context, name, username, keyFile, passFile, certFile 
 			return nil, done, inputError(stderr, name, err)
 		}
 	}
-	warnCertificateValidity(stderr, key, time.Now())
+	warnCertificateValidity(stderr, name, key, time.Now())
 
 	signer, err := asymjwt.NewSigner(username, key)
 	if err != nil {
@@ -228,7 +228,7 @@ func checkTargetURL(s string) error {
 
 // warnCertificateValidity warns when the key's certificate is not valid at
 // now: a verifier would refuse it.
-func warnCertificateValidity(stderr io.Writer, key asymjwt.Key, now time.Time) {
+func warnCertificateValidity(stderr io.Writer, name string, key asymjwt.Key, now time.Time) {
 	ck, ok := key.(asymjwt.CertifiedKey)
 	if !ok || ck.Certificate() == nil {
 		return
@@ -236,9 +236,9 @@ func warnCertificateValidity(stderr io.Writer, key asymjwt.Key, now time.Time) {
 	c, t := ck.Certificate(), uint64(max(now.Unix(), 0))
 	switch {
 	case t < c.ValidAfter:
-		fmt.Fprintf(stderr, "asymjwt header: warning: certificate %q is not valid before %s\n", c.KeyId, time.Unix(int64(c.ValidAfter), 0).UTC().Format(time.RFC3339))
+		fmt.Fprintf(stderr, "asymjwt %s: warning: certificate %q is not valid before %s\n", name, c.KeyId, time.Unix(int64(c.ValidAfter), 0).UTC().Format(time.RFC3339))
 	case c.ValidBefore != ssh.CertTimeInfinity && t >= c.ValidBefore:
-		fmt.Fprintf(stderr, "asymjwt header: warning: certificate %q expired at %s\n", c.KeyId, time.Unix(int64(c.ValidBefore), 0).UTC().Format(time.RFC3339))
+		fmt.Fprintf(stderr, "asymjwt %s: warning: certificate %q expired at %s\n", name, c.KeyId, time.Unix(int64(c.ValidBefore), 0).UTC().Format(time.RFC3339))
 	}
 }
 

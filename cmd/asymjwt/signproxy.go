@@ -18,7 +18,7 @@ import (
 	"github.com/asymjwt/asymjwt"
 )
 
-const signProxySynopsis = "asymjwt sign-proxy -listen ADDR -upstream URL -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-allow-remote]"
+const signProxySynopsis = "asymjwt sign-proxy -listen ADDR -upstream URL -user NAME (-key FILE [-passphrase-file F] | -agent [-agent-key FP_OR_COMMENT]) [-cert FILE] [-allow-remote]"
 
 const signProxyDescription = `
 The client half for programs in any language: a local HTTP proxy that
@@ -30,7 +30,12 @@ http://127.0.0.1:PORT/path instead of https://upstream/path.
 
 The key is a private key file (OpenSSH or PEM, plain or encrypted; the
 passphrase from -passphrase-file or asked on the terminal at start) or a key
-held by ssh-agent (SSH_AUTH_SOCK; -agent-key picks one of several).
+held by ssh-agent (SSH_AUTH_SOCK; -agent-key picks one of several). An
+OpenSSH user certificate of the key goes into every token, as with
+"asymjwt header": with -key FILE, FILE-cert.pub when it exists; with
+-agent, one the agent holds for the key; -cert FILE names one instead. It
+is read once, at start: a renewed certificate needs a restart, and one that
+is not valid at start is used with a warning.
 
 Whoever can reach the proxy signs as NAME, so it listens on loopback only:
 a -listen address that is not a loopback address (127.0.0.1, [::1] or
@@ -66,6 +71,7 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
 	useAgent := fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)")
 	agentKey := fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`")
+	certFile := fs.String("cert", "", "send the OpenSSH user certificate in `FILE` (default: the key file's -cert.pub, or the agent's)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a -listen address beyond loopback: whoever reaches it signs as NAME")
 	retries := fs.Int("retries", 2, "send a failed request again at most `N` times (see above); 0: never")
 	usage := func(w io.Writer) { printUsage(w, fs, signProxySynopsis, signProxyDescription) }
@@ -94,32 +100,13 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	}
 
 	logger := newLogger(pf.logFormat, stderr)
-	var key asymjwt.Key
-	if *useAgent {
-		ag, err := asymjwt.DialAgent("")
-		if err != nil {
-			return inputError(stderr, "sign-proxy", err)
-		}
-		defer ag.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-		key, err = ag.Key(ctx, *agentKey)
-		cancel()
-		if err != nil {
-			return inputError(stderr, "sign-proxy", err)
-		}
-	} else {
-		var err error
-		if key, err = loadKeyFile(*keyFile, *passFile, "", stdin, stderr); err != nil {
-			return inputError(stderr, "sign-proxy", err)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
+	signer, done, code := newSigner(ctx, "sign-proxy", *username, *keyFile, *passFile, *certFile, *useAgent, *agentKey, stdin, stderr)
+	cancel()
+	if code >= 0 {
+		return code
 	}
-	signer, err := asymjwt.NewSigner(*username, key)
-	if errors.Is(err, asymjwt.ErrInvalidUsername) {
-		return usageError(stderr, "sign-proxy", "-user: not a valid username (1 to 256 bytes, no control characters)")
-	}
-	if err != nil {
-		return inputError(stderr, "sign-proxy", err)
-	}
+	defer done()
 
 	handler := newSignProxy(signer, pf.upstreamURL, newUpstreamTransport(pf.upstreamTimeout), *retries, "", logger)
 	ctx, stop := notifyStop()
@@ -133,8 +120,12 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return usageError(stderr, "sign-proxy", "-listen %q is not on loopback (give -allow-remote to allow it)", pf.listen)
 	}
 	fmt.Fprintf(stderr, "listening on http://%s\n", ln.Addr())
-	logger.Info("sign-proxy started", "listen", ln.Addr().String(), "upstream", pf.upstreamURL.Redacted(),
-		"user", *username, "key", signer.KeyID(), "retries", *retries)
+	attrs := []any{"listen", ln.Addr().String(), "upstream", pf.upstreamURL.Redacted(),
+		"user", *username, "key", signer.KeyID(), "retries", *retries}
+	if c := signer.Certificate(); c != nil {
+		attrs = append(attrs, "certificate", c.KeyId)
+	}
+	logger.Info("sign-proxy started", attrs...)
 	flight := &inFlight{}
 	return serve(ctx, stop, newServer(flight.wrap(handler), logger), ln, flight, nil, pf.grace, logger, nil)
 }
