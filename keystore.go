@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/asymjwt/asymjwt/internal/keyformat"
 )
@@ -352,7 +353,8 @@ const maxFileNameLen = 255
 // Files are read on demand and cached; on every lookup the file is stat'ed
 // and parsed again when its size, modification time or identity (inode)
 // changed, so keys can be added, replaced (also by an atomic rename) and
-// removed without a restart. A missing file means an unknown user; a file
+// removed without a restart ([WithRecheckInterval] trades how soon a change
+// is seen for fewer system calls). A missing file means an unknown user; a file
 // that cannot be read, is not a regular file or is larger than 1 MiB is an
 // error (the verifier answers "cannot verify now"). Skipped lines are logged
 // to the logger given with [WithLogger] when the file is parsed.
@@ -378,6 +380,8 @@ type DirKeyStore struct {
 	// openDir opens DIR for one lookup; tests replace it to simulate a
 	// case-insensitive file system.
 	openDir func(dir string) (fs.FS, io.Closer, error)
+	now     func() time.Time
+	recheck time.Duration // 0: stat on every lookup
 
 	mu    sync.Mutex
 	cache map[string]*keyFile
@@ -385,6 +389,7 @@ type DirKeyStore struct {
 
 // keyFile is a parsed key file and the file state it was parsed from.
 type keyFile struct {
+	checked   time.Time // when the file was last found in this state
 	info      os.FileInfo
 	keys      []PublicKey
 	cas       []CertAuthority
@@ -409,13 +414,30 @@ func NewDirKeyStore(dir string, opts ...DirKeyStoreOption) (*DirKeyStore, error)
 	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
 		return nil, errorf("%w: %w", ErrNotKeyDir, err)
 	}
-	s := &DirKeyStore{dir: dir, cache: map[string]*keyFile{}, openDir: openRootFS}
+	s := &DirKeyStore{dir: dir, cache: map[string]*keyFile{}, openDir: openRootFS, now: time.Now}
 	for _, opt := range opts {
 		if err := opt.applyDirKeyStore(s); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// WithRecheckInterval makes a [DirKeyStore] trust what it read of a user's
+// file for d before it looks at the file again: in between, lookups of that
+// user make no system call. By default (0) every lookup stats the file, so a
+// key removed from it is refused at once; with d, a removed key may still
+// verify for up to d, and a user whose file is new is seen at once (only
+// files read are remembered). d must not be negative. verify-proxy's
+// -keys-recheck sets it.
+func WithRecheckInterval(d time.Duration) DirKeyStoreOption {
+	return dirKeyStoreOptionFunc(func(s *DirKeyStore) error {
+		if d < 0 {
+			return optionError("WithRecheckInterval", d.String())
+		}
+		s.recheck = d
+		return nil
+	})
 }
 
 // openRootFS opens dir as an os.Root, which refuses paths and symbolic
@@ -466,6 +488,16 @@ func (s *DirKeyStore) file(ctx context.Context, username string) (*keyFile, erro
 	if !safeFileUsername(username) {
 		return nil, nil
 	}
+	var now time.Time
+	if s.recheck > 0 {
+		now = s.now()
+		s.mu.Lock()
+		cached := s.cache[username]
+		s.mu.Unlock()
+		if cached != nil && now.Sub(cached.checked) < s.recheck && !now.Before(cached.checked) {
+			return cached.live(), nil
+		}
+	}
 	name := username + ".pub"
 	path := filepath.Join(s.dir, name)
 	fsys, closer, err := s.openDir(s.dir)
@@ -492,6 +524,9 @@ func (s *DirKeyStore) file(ctx context.Context, username string) (*keyFile, erro
 	cached := s.cache[username]
 	s.mu.Unlock()
 	if cached != nil && sameFileState(cached.info, fi) {
+		if s.recheck > 0 {
+			s.remember(username, cached, now)
+		}
 		return cached.live(), nil
 	}
 
@@ -503,10 +538,23 @@ func (s *DirKeyStore) file(ctx context.Context, username string) (*keyFile, erro
 		}
 		return nil, err
 	}
+	kf.checked = now
 	s.mu.Lock()
 	s.cache[username] = kf
 	s.mu.Unlock()
 	return kf.live(), nil
+}
+
+// remember records that username's file was found unchanged at now. The
+// cached keyFile is shared, never changed: a copy carries the new time.
+func (s *DirKeyStore) remember(username string, kf *keyFile, now time.Time) {
+	fresh := *kf
+	fresh.checked = now
+	s.mu.Lock()
+	if s.cache[username] == kf {
+		s.cache[username] = &fresh
+	}
+	s.mu.Unlock()
 }
 
 // live returns kf, or nil when it stands for no file of the user.

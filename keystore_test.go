@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/big"
@@ -876,4 +877,71 @@ func TestDirKeyStoreConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestDirKeyStoreRecheckInterval: with WithRecheckInterval a user's file is
+// looked at again only once the interval has passed on the store's clock;
+// in between no system call is made and a change is not seen. A new user's
+// file is seen at once, and an error is never remembered.
+func TestDirKeyStoreRecheckInterval(t *testing.T) {
+	ctx := context.Background()
+	_, dir := ksDir(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := NewDirKeyStore(dir, WithRecheckInterval(time.Second), WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := 0
+	open := s.openDir
+	s.openDir = func(dir string) (fs.FS, io.Closer, error) { opens++; return open(dir) }
+	path := filepath.Join(dir, "dave.pub")
+	write := func(fixture string) {
+		t.Helper()
+		if err := os.WriteFile(path+".tmp", []byte(ksFixture(t, fixture)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil { // a new inode
+			t.Fatal(err)
+		}
+	}
+	check := func(want string, wantOpens int) {
+		t.Helper()
+		keys, err := s.PublicKeys(ctx, "dave")
+		if err != nil || ksFingerprints(keys) != want || opens != wantOpens {
+			t.Fatalf("dave = %s, %v after %d directory opens; want %s after %d", ksFingerprints(keys), err, opens, want, wantOpens)
+		}
+	}
+	fpEd, fpP256 := ksFingerprint(t, "openssh_ed25519.pub.ssh"), ksFingerprint(t, "openssh_p256.pub.ssh")
+
+	check("", 1) // no file yet: not remembered
+	write("openssh_ed25519.pub.ssh")
+	check(fpEd, 2) // a new file is seen at once
+	check(fpEd, 2)
+	write("openssh_p256.pub.ssh")
+	now = now.Add(999 * time.Millisecond)
+	check(fpEd, 2) // within the interval: the old keys, no system call
+	now = now.Add(time.Millisecond)
+	check(fpP256, 3)
+	now = now.Add(time.Second)
+	check(fpP256, 4) // unchanged: checked again, then trusted for another second
+	check(fpP256, 4)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	check("", 5)
+	check("", 6) // an unknown user is looked up every time
+	// A clock that goes back does not extend the trust.
+	write("openssh_ed25519.pub.ssh")
+	check(fpEd, 7)
+	now = now.Add(-time.Hour)
+	write("openssh_p256.pub.ssh")
+	check(fpP256, 8)
+
+	if _, err := NewDirKeyStore(dir, WithRecheckInterval(-time.Second)); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("negative interval: %v", err)
+	}
+	if _, err := NewDirKeyStore(dir, WithClock(nil)); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("nil clock: %v", err)
+	}
 }

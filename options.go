@@ -66,6 +66,10 @@ type keyOptionFunc func(*keyOptions) error
 
 func (f keyOptionFunc) applyKey(o *keyOptions) error { return f(o) }
 
+type dirKeyStoreOptionFunc func(*DirKeyStore) error
+
+func (f dirKeyStoreOptionFunc) applyDirKeyStore(s *DirKeyStore) error { return f(s) }
+
 type remoteKeySetOptionFunc func(*RemoteKeySet) error
 
 func (f remoteKeySetOptionFunc) applyRemoteKeySet(s *RemoteKeySet) error { return f(s) }
@@ -84,15 +88,16 @@ func (f exchangeOptionFunc) applyExchange(c *exchangeConfig) error { return f(c)
 
 // ClockOption sets a clock; [WithClock] makes one. It is a [SignerOption], a
 // [VerifierOption], a [MemoryNonceOption], an [IssuerOption], a
-// [RemoteKeySetOption] and a [MemoryRefreshOption].
+// [RemoteKeySetOption], a [MemoryRefreshOption] and a [DirKeyStoreOption].
 type ClockOption struct{ now func() time.Time }
 
 // WithClock sets the clock that a [Signer] reads its tokens' "time" from,
 // that a [Verifier] checks "time" against (and its [TokenEndpoint] the
 // assertions and the tokens it issues), that a [MemoryNonceStore] and a
 // [MemoryRefreshStore] measure an entry's life with, that an [Issuer] tells
-// when a retired key's tokens have expired by, and that a [RemoteKeySet]
-// times its fetches with. The default is time.Now; tests inject a fixed or
+// when a retired key's tokens have expired by, that a [RemoteKeySet] times
+// its fetches with, and that a [DirKeyStore] measures [WithRecheckInterval]
+// on. The default is time.Now; tests inject a fixed or
 // stepping clock. now must not be nil.
 func WithClock(now func() time.Time) ClockOption { return ClockOption{now} }
 
@@ -129,6 +134,11 @@ func (o ClockOption) applyRemoteKeySet(s *RemoteKeySet) error {
 }
 
 func (o ClockOption) applyRefreshStore(s *MemoryRefreshStore) error {
+	s.now = o.now
+	return o.check()
+}
+
+func (o ClockOption) applyDirKeyStore(s *DirKeyStore) error {
 	s.now = o.now
 	return o.check()
 }

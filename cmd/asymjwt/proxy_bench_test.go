@@ -41,56 +41,8 @@ import (
 //     client connection after one request, 500 connections; reports
 //     B/conn (its ns/op is meaningless).
 func BenchmarkVerifyProxy(b *testing.B) {
-	env := newBenchEnv(b)
-	b.Run("latency", func(b *testing.B) {
-		client := benchClient()
-		toks := env.tokens(b, b.N)
-		bare := make([]time.Duration, 0, b.N)
-		verified := make([]time.Duration, 0, b.N)
-		// The Ed25519 check alone, timed in the same loop, to tell the
-		// signature's share of the difference from the rest.
-		pub, priv, _ := ed25519.GenerateKey(nil)
-		msg := []byte(toks[0][len("JWT "):strings.LastIndexByte(toks[0], '.')])
-		sig := ed25519.Sign(priv, msg)
-		sigs := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			// Alternate which goes first, so neither always finds the
-			// other's work just done.
-			order := [2]bool{false, true}
-			if i%2 == 1 {
-				order = [2]bool{true, false}
-			}
-			for _, verify := range order {
-				url := env.bare.URL + "/x"
-				if verify {
-					url = env.verify.URL + "/x"
-				}
-				start := time.Now()
-				benchGet(b, client, url, toks[i])
-				if verify {
-					verified = append(verified, time.Since(start))
-				} else {
-					bare = append(bare, time.Since(start))
-				}
-			}
-			start := time.Now()
-			if !ed25519.Verify(pub, msg, sig) {
-				b.Fatal("ed25519.Verify failed")
-			}
-			sigs = append(sigs, time.Since(start))
-		}
-		b.StopTimer()
-		pb, pv, ps := percentiles(bare), percentiles(verified), percentiles(sigs)
-		b.ReportMetric(float64(ps[0].Nanoseconds()), "ed25519-p50-ns")
-		b.ReportMetric(float64(pb[0].Nanoseconds()), "bare-p50-ns")
-		b.ReportMetric(float64(pv[0].Nanoseconds()), "verify-p50-ns")
-		b.ReportMetric(float64(pv[0])/float64(pb[0]), "p50-ratio")
-		b.ReportMetric(float64(pb[1].Nanoseconds()), "bare-p99-ns")
-		b.ReportMetric(float64(pv[1].Nanoseconds()), "verify-p99-ns")
-		b.ReportMetric(float64(pv[1])/float64(pb[1]), "p99-ratio")
-	})
+	env := newBenchEnv(b, 0)
+	b.Run("latency", func(b *testing.B) { latencyBench(b, env) })
 	for _, name := range []string{"bare", "verify"} {
 		b.Run("throughput/"+name, func(b *testing.B) {
 			srv := env.bare
@@ -129,6 +81,64 @@ func BenchmarkVerifyProxy(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyProxyRecheck is BenchmarkVerifyProxy's latency with
+// -keys-recheck 1s: the key file is not stat'ed on every request.
+func BenchmarkVerifyProxyRecheck(b *testing.B) {
+	env := newBenchEnv(b, time.Second)
+	b.Run("latency", func(b *testing.B) { latencyBench(b, env) })
+}
+
+// latencyBench is BenchmarkVerifyProxy's latency: see there.
+func latencyBench(b *testing.B, env *benchEnv) {
+	client := benchClient()
+	toks := env.tokens(b, b.N)
+	bare := make([]time.Duration, 0, b.N)
+	verified := make([]time.Duration, 0, b.N)
+	// The Ed25519 check alone, timed in the same loop, to tell the
+	// signature's share of the difference from the rest.
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := []byte(toks[0][len("JWT "):strings.LastIndexByte(toks[0], '.')])
+	sig := ed25519.Sign(priv, msg)
+	sigs := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		// Alternate which goes first, so neither always finds the
+		// other's work just done.
+		order := [2]bool{false, true}
+		if i%2 == 1 {
+			order = [2]bool{true, false}
+		}
+		for _, verify := range order {
+			url := env.bare.URL + "/x"
+			if verify {
+				url = env.verify.URL + "/x"
+			}
+			start := time.Now()
+			benchGet(b, client, url, toks[i])
+			if verify {
+				verified = append(verified, time.Since(start))
+			} else {
+				bare = append(bare, time.Since(start))
+			}
+		}
+		start := time.Now()
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("ed25519.Verify failed")
+		}
+		sigs = append(sigs, time.Since(start))
+	}
+	b.StopTimer()
+	pb, pv, ps := percentiles(bare), percentiles(verified), percentiles(sigs)
+	b.ReportMetric(float64(ps[0].Nanoseconds()), "ed25519-p50-ns")
+	b.ReportMetric(float64(pb[0].Nanoseconds()), "bare-p50-ns")
+	b.ReportMetric(float64(pv[0].Nanoseconds()), "verify-p50-ns")
+	b.ReportMetric(float64(pv[0])/float64(pb[0]), "p50-ratio")
+	b.ReportMetric(float64(pb[1].Nanoseconds()), "bare-p99-ns")
+	b.ReportMetric(float64(pv[1].Nanoseconds()), "verify-p99-ns")
+	b.ReportMetric(float64(pv[1])/float64(pb[1]), "p99-ratio")
+}
+
 // benchEnv is an upstream, a bare proxy and verify-proxy's handler in
 // front of it, and a user whose tokens verify.
 type benchEnv struct {
@@ -136,7 +146,9 @@ type benchEnv struct {
 	user                   *testUser
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+// newBenchEnv starts the servers of BenchmarkVerifyProxy, verify-proxy's
+// key store rechecking files every recheck (0: on every request).
+func newBenchEnv(b *testing.B, recheck time.Duration) *benchEnv {
 	dir := b.TempDir()
 	keys := filepath.Join(dir, "keys")
 	if err := os.Mkdir(keys, 0o700); err != nil {
@@ -162,7 +174,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	b.Cleanup(env.bare.Close)
 
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	store, err := asymjwt.NewDirKeyStore(keys, asymjwt.WithLogger(logger))
+	store, err := asymjwt.NewDirKeyStore(keys, asymjwt.WithLogger(logger), asymjwt.WithRecheckInterval(recheck))
 	if err != nil {
 		b.Fatal(err)
 	}

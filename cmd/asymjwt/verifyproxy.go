@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const verifyProxySynopsis = "asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-public-url URL] [-redis ADDR] [-require-binding] [-require-body-binding] [-metrics ADDR] [-log-format text|json] [-issuer-key FILE [-issuer URL] [-token-ttl DURATION]]"
+const verifyProxySynopsis = "asymjwt verify-proxy -listen ADDR -upstream URL -keys DIR [-keys-recheck DURATION] [-public-url URL] [-redis ADDR] [-require-binding] [-require-body-binding] [-metrics ADDR] [-log-format text|json] [-issuer-key FILE [-issuer URL] [-token-ttl DURATION]]"
 
 const verifyProxyDescription = `
 A verifying reverse proxy in front of an HTTP service in any language. Every
@@ -47,6 +47,11 @@ streams against its Content-Digest: one that does not match is answered
 never whole. Upstream down: 502; no response headers within
 -upstream-timeout: 504. On SIGTERM or SIGINT the proxy stops accepting,
 lets requests in flight finish within -grace, and exits 0.
+
+Key files are stat'ed on every request and read again when they change, so
+a key added or removed takes effect at once. -keys-recheck D looks at a
+user's file at most every D instead (three system calls less per request;
+a removed key may still verify for up to D).
 
 -public-url is the scheme and host clients use (such as
 https://api.example.com behind a load balancer that terminates TLS): tokens
@@ -84,6 +89,7 @@ func runVerifyProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	fs := newFlagSet("verify-proxy")
 	pf := addProxyFlags(fs)
 	keysDir := fs.String("keys", "", "`DIR` of public keys, one file per user: DIR/<username>.pub (required)")
+	keysRecheck := fs.Duration("keys-recheck", 0, "look at a user's key file again at most every `DURATION` (0: on every request; a removed key may verify this long)")
 	publicURL := fs.String("public-url", "", "the scheme and host clients reach this proxy at, `URL` such as https://api.example.com; tokens are bound to it")
 	redisAddr := fs.String("redis", "", "share nonces through Redis at `ADDR` (host:port or redis:// URL), for a fleet of proxies")
 	requireBinding := fs.Bool("require-binding", false, `refuse tokens without "htm", "htu" and "htq" claims`)
@@ -113,6 +119,8 @@ func runVerifyProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		return usageError(stderr, "verify-proxy", "-issuer needs -issuer-key")
 	case *tokenTTL <= 0:
 		return usageError(stderr, "verify-proxy", "-token-ttl %v: want a positive duration", *tokenTTL)
+	case *keysRecheck < 0:
+		return usageError(stderr, "verify-proxy", "-keys-recheck %v: want 0 or a positive duration", *keysRecheck)
 	}
 	var redisOpts *redis.Options
 	if *redisAddr != "" {
@@ -123,7 +131,7 @@ func runVerifyProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	}
 
 	logger := newLogger(pf.logFormat, stderr)
-	keys, err := asymjwt.NewDirKeyStore(*keysDir, asymjwt.WithLogger(logger))
+	keys, err := asymjwt.NewDirKeyStore(*keysDir, asymjwt.WithLogger(logger), asymjwt.WithRecheckInterval(*keysRecheck))
 	if err != nil {
 		return inputError(stderr, "verify-proxy", err)
 	}

@@ -607,6 +607,7 @@ func TestVerifyProxyUsage(t *testing.T) {
 		{"public url", with("-public-url", "api.example.com"), "WithPublicURL"},
 		{"redis", with("-redis", "nohost"), `-redis "nohost"`},
 		{"metrics", with("-metrics", "9090"), `-metrics "9090"`},
+		{"keys recheck", with("-keys-recheck", "-1s"), `-keys-recheck -1s: want 0 or a positive duration`},
 		{"timeout", with("-upstream-timeout", "0s"), "must be positive"},
 		{"argument", with("extra"), `unexpected argument "extra"`},
 	}
@@ -756,6 +757,37 @@ func TestVerifyProxyRequireBodyBinding(t *testing.T) {
 			}
 			if e := decodeEcho(t, resp, got); e.BodyLen != int64(len(tt.body)) {
 				t.Fatalf("upstream got %d bytes", e.BodyLen)
+			}
+		})
+	}
+}
+
+// TestVerifyProxyKeysRecheck: by default a key removed from its file is
+// refused at the next request; with -keys-recheck it is trusted until the
+// interval has passed.
+func TestVerifyProxyKeysRecheck(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		args        []string
+		afterRemove int
+	}{
+		{"default", nil, http.StatusUnauthorized},
+		{"an hour", []string{"-keys-recheck", "1h"}, http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := newProxyEnv(t)
+			p := env.verifyProxy(t, tt.args...)
+			url := p.URL + "/echo"
+			if resp, _ := get(t, nil, url, "Authorization", "JWT "+env.alice.token(t, "GET", url)); resp.StatusCode != http.StatusOK {
+				t.Fatalf("before: %s", resp.Status)
+			}
+			if err := os.Remove(filepath.Join(env.keys, "alice.pub")); err != nil {
+				t.Fatal(err)
+			}
+			if resp, _ := get(t, nil, url, "Authorization", "JWT "+env.alice.token(t, "GET", url)); resp.StatusCode != tt.afterRemove {
+				t.Fatalf("after removing the key: %s, want %d", resp.Status, tt.afterRemove)
 			}
 		})
 	}
