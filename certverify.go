@@ -124,9 +124,14 @@ func (v *Verifier) authenticate(ctx context.Context, t *token, spec *algSpec, ad
 }
 
 // lookupKeys returns username's keys, to be read and not changed: from this
-// package's stores, as they hold them, without a copy.
+// package's stores, as they hold them, without a copy. Only the exact types
+// qualify: a caller's type that embeds one of them and has its own
+// PublicKeys (a filter, a policy) must be asked through that PublicKeys.
 func (v *Verifier) lookupKeys(ctx context.Context, username string) ([]PublicKey, error) {
-	if s, ok := v.keys.(sharedKeyStore); ok {
+	switch s := v.keys.(type) {
+	case *MemoryKeyStore:
+		return s.sharedPublicKeys(ctx, username)
+	case *DirKeyStore:
 		return s.sharedPublicKeys(ctx, username)
 	}
 	return v.keys.PublicKeys(ctx, username)

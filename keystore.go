@@ -245,18 +245,13 @@ func (s *MemoryKeyStore) PublicKeys(ctx context.Context, username string) ([]Pub
 	return cloneKeys(keys), nil
 }
 
+// sharedPublicKeys is PublicKeys without the copy, for the Verifier, which
+// only reads the keys and copies what it hands out (see
+// [Verifier.lookupKeys]).
 func (s *MemoryKeyStore) sharedPublicKeys(ctx context.Context, username string) ([]PublicKey, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.users[username], nil // replaced, never changed, by the writers
-}
-
-// sharedKeyStore is implemented by this package's stores: the user's keys
-// as the store holds them, without the copy PublicKeys makes for a caller
-// who may change it. The Verifier only reads them, and copies what it hands
-// out (see [Verifier.lookupKeys]).
-type sharedKeyStore interface {
-	sharedPublicKeys(ctx context.Context, username string) ([]PublicKey, error)
 }
 
 // checkPublicKeys validates username and keys and returns copies of keys with
@@ -427,8 +422,8 @@ func NewDirKeyStore(dir string, opts ...DirKeyStoreOption) (*DirKeyStore, error)
 // file for d before it looks at the file again: in between, lookups of that
 // user make no system call. By default (0) every lookup stats the file, so a
 // key removed from it is refused at once; with d, a removed key may still
-// verify for up to d, and a user whose file is new is seen at once (only
-// files read are remembered). d must not be negative. verify-proxy's
+// verify for up to d, and a user who had no file is seen as soon as one
+// appears (only files read are remembered). d must not be negative. verify-proxy's
 // -keys-recheck sets it.
 func WithRecheckInterval(d time.Duration) DirKeyStoreOption {
 	return dirKeyStoreOptionFunc(func(s *DirKeyStore) error {
