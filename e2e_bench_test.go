@@ -245,3 +245,124 @@ func BenchmarkVerifyVsRaw(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEndToEndParts splits BenchmarkEndToEnd's difference by ablation,
+// each pair interleaved as there (Ed25519, one kept-alive connection each):
+//
+//   - header-vs-plain: a plain GET carrying a valid token in its
+//     Authorization header (not checked) against one without, both with a
+//     raw sign and verify: what net/http pays to carry the header.
+//   - client-vs-header: a GET through the Transport to an unchecking server,
+//     plus a raw verify, against the header op: the client's work outside
+//     the signature.
+//   - server-vs-header: the header op's GET to a verifying server whose
+//     nonce store accepts everything (so one token serves every request),
+//     plus a raw sign, against the header op: the verifier's and
+//     Middleware's work outside the signature check.
+//   - signed-vs-nononce: the signed GET against the same with the
+//     accept-everything nonce store: the in-memory nonce store's share.
+func BenchmarkEndToEndParts(b *testing.B) {
+	key := loadTestKeys(b).ed
+	priv := key.(*signerKey).signer.(ed25519.PrivateKey)
+	pub := priv.Public().(ed25519.PublicKey)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	keys := NewMemoryKeyStore()
+	if err := keys.Add("svc", pub); err != nil {
+		b.Fatal(err)
+	}
+	server := func(h http.Handler) string {
+		srv := httptest.NewServer(h)
+		b.Cleanup(srv.Close)
+		return srv.URL + "/v1/items"
+	}
+	verifier := func(opts ...VerifierOption) http.Handler {
+		v, err := NewVerifier(keys, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v.Middleware(handler)
+	}
+	signedURL := server(verifier())
+	noNonceURL := server(verifier(WithNonceStore(acceptAllNonces{})))
+	plainURL := server(handler)
+
+	s, err := NewSigner("svc", key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// One token for noNonceURL, valid for the window: the header op sends
+	// it everywhere, the server op has it checked.
+	sample, err := http.NewRequest("GET", noNonceURL, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := s.Sign(context.Background(), sample)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte(tok[:strings.LastIndexByte(tok, '.')])
+	sig := ed25519.Sign(priv, msg)
+
+	client := func(rt http.RoundTripper) *http.Client {
+		c := &http.Client{Transport: rt}
+		b.Cleanup(c.CloseIdleConnections)
+		return c
+	}
+	signedClient := client(&Transport{Signer: s, Base: &http.Transport{}})
+	headerClient := client(fixedAuthorization{&http.Transport{}, "JWT " + tok})
+	plainClient := client(&http.Transport{})
+	get := func(c *http.Client, url string) {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s: %s", url, resp.Status)
+		}
+	}
+	rawSign := func() { ed25519.Sign(priv, msg) }
+	rawVerify := func() {
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("raw verify failed")
+		}
+	}
+	ops := map[string]benchOp{
+		"signed":  {"signed", func() { get(signedClient, signedURL) }},
+		"nononce": {"nononce", func() { get(signedClient, noNonceURL) }},
+		"header":  {"header", func() { get(headerClient, plainURL); rawSign(); rawVerify() }},
+		"plain":   {"plain", func() { get(plainClient, plainURL); rawSign(); rawVerify() }},
+		"client":  {"client", func() { get(signedClient, plainURL); rawVerify() }},
+		"server":  {"server", func() { get(headerClient, noNonceURL); rawSign() }},
+	}
+	for range 10 {
+		for _, op := range ops {
+			op.run()
+		}
+	}
+	for _, pair := range [][2]string{{"header", "plain"}, {"client", "header"}, {"server", "header"}, {"signed", "nononce"}} {
+		b.Run(pair[0]+"-vs-"+pair[1], func(b *testing.B) { interleaved(b, 50, ops[pair[0]], ops[pair[1]]) })
+	}
+}
+
+// acceptAllNonces is a NonceStore that takes every nonce, for
+// BenchmarkEndToEndParts.
+type acceptAllNonces struct{}
+
+func (acceptAllNonces) Use(context.Context, string, string, time.Duration) error { return nil }
+
+// fixedAuthorization sends every request with the same Authorization
+// value, for BenchmarkEndToEndParts.
+type fixedAuthorization struct {
+	base http.RoundTripper
+	auth string
+}
+
+func (f fixedAuthorization) RoundTrip(r *http.Request) (*http.Response, error) {
+	r2 := withOwnHeader(r, 1)
+	r2.Header.Set("Authorization", f.auth)
+	return f.base.RoundTrip(r2)
+}
