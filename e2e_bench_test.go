@@ -95,17 +95,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 // stops, and returns its two operations, warmed up.
 func endToEndOps(b *testing.B) (signed, plain benchOp) {
 	b.Helper()
-	key := loadTestKeys(b).ed
-	priv := key.(*signerKey).signer.(ed25519.PrivateKey)
-	pub := priv.Public().(ed25519.PublicKey)
-
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	keys := NewMemoryKeyStore()
-	if err := keys.Add("svc", pub); err != nil {
-		b.Fatal(err)
-	}
+	key, priv, pub, keys, handler := e2eFixture(b)
 	v, err := NewVerifier(keys)
 	if err != nil {
 		b.Fatal(err)
@@ -126,27 +116,9 @@ func endToEndOps(b *testing.B) (signed, plain benchOp) {
 
 	signedURL, plainURL := signedSrv.URL+"/v1/items", plainSrv.URL+"/v1/items"
 	// The same bytes a token for the signed GET covers.
-	sample, err := http.NewRequest("GET", signedURL, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tok, err := s.Sign(context.Background(), sample)
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg := []byte(tok[:strings.LastIndexByte(tok, '.')])
+	_, msg := e2eToken(b, s, signedURL)
 
-	get := func(c *http.Client, url string) {
-		resp, err := c.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("GET %s: %s", url, resp.Status)
-		}
-	}
+	get := func(c *http.Client, url string) { e2eGet(b, c, url) }
 	signed = benchOp{"signed", func() { get(signedClient, signedURL) }}
 	plain = benchOp{"plain", func() {
 		get(plainClient, plainURL)
@@ -161,6 +133,53 @@ func endToEndOps(b *testing.B) (signed, plain benchOp) {
 		plain.run()
 	}
 	return signed, plain
+}
+
+// e2eFixture is what the end-to-end benchmarks share: the Ed25519 test
+// key (and its halves), a key store holding it for user svc, and the
+// handler behind every server.
+func e2eFixture(b *testing.B) (key Key, priv ed25519.PrivateKey, pub ed25519.PublicKey, keys *MemoryKeyStore, handler http.Handler) {
+	b.Helper()
+	key = loadTestKeys(b).ed
+	priv = key.(*signerKey).signer.(ed25519.PrivateKey)
+	pub = priv.Public().(ed25519.PublicKey)
+	keys = NewMemoryKeyStore()
+	if err := keys.Add("svc", pub); err != nil {
+		b.Fatal(err)
+	}
+	handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	return key, priv, pub, keys, handler
+}
+
+// e2eToken signs a GET of url with s and returns the token and its signing
+// input.
+func e2eToken(b *testing.B, s *Signer, url string) (tok string, signingInput []byte) {
+	b.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err = s.Sign(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tok, []byte(tok[:strings.LastIndexByte(tok, '.')])
+}
+
+// e2eGet sends a GET to url with c, reads the answer and fails unless it is
+// 200.
+func e2eGet(b *testing.B, c *http.Client, url string) {
+	resp, err := c.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("GET %s: %s", url, resp.Status)
+	}
 }
 
 // BenchmarkVerifyVsRaw compares Verifier.Verify of a token (header, parse,
@@ -262,16 +281,7 @@ func BenchmarkVerifyVsRaw(b *testing.B) {
 //   - signed-vs-nononce: the signed GET against the same with the
 //     accept-everything nonce store: the in-memory nonce store's share.
 func BenchmarkEndToEndParts(b *testing.B) {
-	key := loadTestKeys(b).ed
-	priv := key.(*signerKey).signer.(ed25519.PrivateKey)
-	pub := priv.Public().(ed25519.PublicKey)
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	keys := NewMemoryKeyStore()
-	if err := keys.Add("svc", pub); err != nil {
-		b.Fatal(err)
-	}
+	key, priv, pub, keys, handler := e2eFixture(b)
 	server := func(h http.Handler) string {
 		srv := httptest.NewServer(h)
 		b.Cleanup(srv.Close)
@@ -294,15 +304,7 @@ func BenchmarkEndToEndParts(b *testing.B) {
 	}
 	// One token for noNonceURL, valid for the window: the header op sends
 	// it everywhere, the server op has it checked.
-	sample, err := http.NewRequest("GET", noNonceURL, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tok, err := s.Sign(context.Background(), sample)
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg := []byte(tok[:strings.LastIndexByte(tok, '.')])
+	tok, msg := e2eToken(b, s, noNonceURL)
 	sig := ed25519.Sign(priv, msg)
 
 	client := func(rt http.RoundTripper) *http.Client {
@@ -313,17 +315,7 @@ func BenchmarkEndToEndParts(b *testing.B) {
 	signedClient := client(&Transport{Signer: s, Base: &http.Transport{}})
 	headerClient := client(fixedAuthorization{&http.Transport{}, "JWT " + tok})
 	plainClient := client(&http.Transport{})
-	get := func(c *http.Client, url string) {
-		resp, err := c.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("GET %s: %s", url, resp.Status)
-		}
-	}
+	get := func(c *http.Client, url string) { e2eGet(b, c, url) }
 	rawSign := func() { ed25519.Sign(priv, msg) }
 	rawVerify := func() {
 		if !ed25519.Verify(pub, msg, sig) {
