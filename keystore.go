@@ -423,7 +423,9 @@ func NewDirKeyStore(dir string, opts ...DirKeyStoreOption) (*DirKeyStore, error)
 // user make no system call. By default (0) every lookup stats the file, so a
 // key removed from it is refused at once; with d, a removed key may still
 // verify for up to d, and a user who had no file is seen as soon as one
-// appears (only files read are remembered). d must not be negative. verify-proxy's
+// appears (only files read are remembered; on a case-insensitive file
+// system a file whose name differs in case is remembered too, so one named
+// exactly may take up to d to be seen). d must not be negative. verify-proxy's
 // -keys-recheck sets it.
 func WithRecheckInterval(d time.Duration) DirKeyStoreOption {
 	return dirKeyStoreOptionFunc(func(s *DirKeyStore) error {
