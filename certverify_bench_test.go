@@ -1,7 +1,6 @@
 package asymjwt
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"net/http/httptest"
@@ -47,38 +46,24 @@ func BenchmarkVerifyCertificate(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				var nonces swapNonces
-				nonces.p.Store(mustNonceStore())
-				v, err := NewVerifier(keys, WithNonceStore(&nonces), WithClock(func() time.Time { return testNow }),
-					WithTrustedCAs(CertAuthority{Key: caPriv.Public()}))
-				if err != nil {
-					b.Fatal(err)
-				}
 				s, err := NewSigner("svc", signWith, WithClock(func() time.Time { return testNow }))
 				if err != nil {
 					b.Fatal(err)
 				}
 				req := httptest.NewRequest("GET", "http://api.example.com/v1/items", nil)
-				pool := make([]string, 512)
-				for i := range pool {
-					tok, err := s.Sign(context.Background(), req)
-					if err != nil {
-						b.Fatal(err)
-					}
-					pool[i] = "JWT " + tok
+				pool := newTokenPool(b, s, req)
+				v, err := NewVerifier(keys, WithNonceStore(pool), WithClock(func() time.Time { return testNow }),
+					WithTrustedCAs(CertAuthority{Key: caPriv.Public()}))
+				if err != nil {
+					b.Fatal(err)
 				}
-				i := 0
 				loopCPU(b, func() {
-					if i%len(pool) == 0 && i > 0 {
-						nonces.p.Store(mustNonceStore())
-					}
 					if mode == "FirstSight" {
 						v.certs.mu.Lock()
 						clear(v.certs.m)
 						v.certs.mu.Unlock()
 					}
-					req.Header.Set("Authorization", pool[i%len(pool)])
-					i++
+					pool.load()
 					id, err := v.Verify(req)
 					if err != nil {
 						b.Fatal(err)

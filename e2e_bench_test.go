@@ -198,26 +198,17 @@ func BenchmarkVerifyVsRaw(b *testing.B) {
 			if err := keys.Add("svc", pub); err != nil {
 				b.Fatal(err)
 			}
-			var nonces swapNonces
-			nonces.p.Store(mustNonceStore())
-			v, err := NewVerifier(keys, WithNonceStore(&nonces), WithClock(func() time.Time { return testNow }))
-			if err != nil {
-				b.Fatal(err)
-			}
 			s, err := NewSigner("svc", key, WithAlgorithm(Algorithm(name)), WithClock(func() time.Time { return testNow }))
 			if err != nil {
 				b.Fatal(err)
 			}
 			req := httptest.NewRequest("GET", "http://api.example.com/v1/items", nil)
-			pool := make([]string, 512)
-			for i := range pool {
-				tok, err := s.Sign(context.Background(), req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				pool[i] = "JWT " + tok
+			pool := newTokenPool(b, s, req)
+			v, err := NewVerifier(keys, WithNonceStore(pool), WithClock(func() time.Time { return testNow }))
+			if err != nil {
+				b.Fatal(err)
 			}
-			tok := pool[0][len("JWT "):]
+			tok := pool.tokens[0][len("JWT "):]
 			dot := strings.LastIndexByte(tok, '.')
 			input := []byte(tok[:dot])
 			sig, err := base64.RawURLEncoding.DecodeString(tok[dot+1:])
@@ -244,13 +235,8 @@ func BenchmarkVerifyVsRaw(b *testing.B) {
 					return nil
 				}
 			}
-			i := 0
 			verify := benchOp{"verify", func() {
-				if i%len(pool) == 0 && i > 0 {
-					nonces.p.Store(mustNonceStore())
-				}
-				req.Header.Set("Authorization", pool[i%len(pool)])
-				i++
+				pool.load()
 				if _, err := v.Verify(req); err != nil {
 					b.Fatal(err)
 				}

@@ -35,34 +35,20 @@ func BenchmarkBearerVsRequest(b *testing.B) {
 		if err := store.Add("svc", key.Public()); err != nil {
 			b.Fatal(err)
 		}
-		var nonces swapNonces
-		nonces.p.Store(mustNonceStore())
-		v, err := NewVerifier(store, WithNonceStore(&nonces), WithClock(now),
-			WithTrustedIssuer(issuers["EdDSA"]), WithTrustedIssuer(issuers["RS512"]))
-		if err != nil {
-			b.Fatal(err)
-		}
 		s, err := NewSigner("svc", key, WithClock(now))
 		if err != nil {
 			b.Fatal(err)
 		}
-		pool := make([]string, 512)
-		for i := range pool {
-			tok, err := s.Sign(context.Background(), req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			pool[i] = "JWT " + tok
+		pool := newTokenPool(b, s, req)
+		v, err := NewVerifier(store, WithNonceStore(pool), WithClock(now),
+			WithTrustedIssuer(issuers["EdDSA"]), WithTrustedIssuer(issuers["RS512"]))
+		if err != nil {
+			b.Fatal(err)
 		}
 		b.Run("Request/"+name, func(b *testing.B) {
-			nonces.p.Store(mustNonceStore()) // each run of the closure starts afresh
-			i := 0
+			pool.reset() // each run of the closure starts afresh
 			loopCPU(b, func() {
-				if i%len(pool) == 0 && i > 0 {
-					nonces.p.Store(mustNonceStore())
-				}
-				req.Header.Set("Authorization", pool[i%len(pool)])
-				i++
+				pool.load()
 				if _, err := v.Verify(req); err != nil {
 					b.Fatal(err)
 				}
@@ -132,9 +118,8 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		alg  Algorithm
 	}{{"Assertion/EdDSA", keys.ed, EdDSA}, {"Assertion/RS256", keys.rsa, RS256}} {
 		b.Run(tt.name, func(b *testing.B) {
-			var nonces swapNonces
-			nonces.p.Store(mustNonceStore())
-			ep := newEndpoint(b, &nonces, tt.key)
+			nonces := newSwapNonces()
+			ep := newEndpoint(b, nonces, tt.key)
 			pool := make([]string, 256)
 			for i := range pool {
 				c := fmt.Sprintf(`{"iss":"svc","aud":%q,"iat":%d,"exp":%d,"jti":"%d"}`, tokenURL, testNow.Unix(), testNow.Add(time.Hour).Unix(), i)
@@ -145,7 +130,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			start := processCPUTime()
 			loopCPU(b, func() {
 				if i%len(pool) == 0 && i > 0 {
-					nonces.p.Store(mustNonceStore())
+					nonces.renew()
 				}
 				post(ep, pool[i%len(pool)])
 				i++

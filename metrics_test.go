@@ -172,33 +172,19 @@ func BenchmarkVerifyMetrics(b *testing.B) {
 			if err := keys.Add("svc", key.Public()); err != nil {
 				b.Fatal(err)
 			}
-			var nonces swapNonces
-			nonces.p.Store(mustNonceStore())
-			opts := []VerifierOption{WithNonceStore(&nonces), WithClock(func() time.Time { return testNow })}
-			if name == "with" {
-				opts = append(opts, WithMetrics(noMetrics{}))
-			}
-			v := mustVerifier(b, keys, opts...)
 			s, err := NewSigner("svc", key, WithClock(func() time.Time { return testNow }))
 			if err != nil {
 				b.Fatal(err)
 			}
 			req := httptest.NewRequest("GET", "http://api.example.com/v1/items", nil)
-			pool := make([]string, 512)
-			for i := range pool {
-				tok, err := s.Sign(context.Background(), req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				pool[i] = "JWT " + tok
+			pool := newTokenPool(b, s, req)
+			opts := []VerifierOption{WithNonceStore(pool), WithClock(func() time.Time { return testNow })}
+			if name == "with" {
+				opts = append(opts, WithMetrics(noMetrics{}))
 			}
-			i := 0
+			v := mustVerifier(b, keys, opts...)
 			loopCPU(b, func() {
-				if i%len(pool) == 0 && i > 0 {
-					nonces.p.Store(mustNonceStore())
-				}
-				req.Header.Set("Authorization", pool[i%len(pool)])
-				i++
+				pool.load()
 				if _, err := v.Verify(req); err != nil {
 					b.Fatal(err)
 				}
