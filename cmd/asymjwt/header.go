@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,12 +62,7 @@ const agentTimeout = time.Minute
 
 func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("header")
-	username := fs.String("user", "", "sign as user `NAME` (required)")
-	keyFile := fs.String("key", "", "sign with the private key in `FILE`")
-	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
-	useAgent := fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)")
-	agentKey := fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`")
-	certFile := fs.String("cert", "", "send the OpenSSH user certificate in `FILE` (default: the key file's -cert.pub, or the agent's)")
+	sf := addSignerFlags(fs)
 	method := fs.String("method", "", "bind the token to the HTTP `METHOD` (needs -url; default GET)")
 	target := fs.String("url", "", "bind the token to the request `URL` (scheme, host, path and query)")
 	bodyFile := fs.String("body", "", "bind the token to the request body in `FILE` (- for standard input; needs -url)")
@@ -77,7 +73,7 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	problem := signerFlagsProblem(*username, *keyFile, *passFile, *agentKey, *useAgent)
+	problem := sf.problem()
 	switch {
 	case len(rest) > 0:
 		return usageError(stderr, "header", "unexpected argument %q", rest[0])
@@ -116,7 +112,7 @@ func runHeader(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
-	signer, done, code := newSigner(ctx, "header", *username, *keyFile, *passFile, *certFile, *useAgent, *agentKey, stdin, stderr)
+	signer, done, code := sf.newSigner(ctx, "header", stdin, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -171,10 +167,48 @@ func openBodyFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// newSigner makes the Signer of the -user, -key, -passphrase-file, -cert,
-// -agent and -agent-key flags of the command name. done closes the agent
-// connection, if any; code is the exit code when that failed, else -1.
-func newSigner(ctx context.Context, name, username, keyFile, passFile, certFile string, useAgent bool, agentKey string, stdin io.Reader, stderr io.Writer) (_ *asymjwt.Signer, done func(), code int) {
+// signerFlags are the flags that header, token and sign-proxy share to
+// choose the user and the key.
+type signerFlags struct {
+	username, keyFile, passFile, agentKey, certFile *string
+	useAgent                                        *bool
+}
+
+// addSignerFlags defines the shared flags on fs.
+func addSignerFlags(fs *flag.FlagSet) *signerFlags {
+	return &signerFlags{
+		username: fs.String("user", "", "sign as user `NAME` (required)"),
+		keyFile:  fs.String("key", "", "sign with the private key in `FILE`"),
+		passFile: fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)"),
+		useAgent: fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)"),
+		agentKey: fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`"),
+		certFile: fs.String("cert", "", "send the OpenSSH user certificate in `FILE` (default: the key file's -cert.pub, or the agent's)"),
+	}
+}
+
+// problem says what is wrong with the flags, or "".
+func (f *signerFlags) problem() string {
+	switch {
+	case *f.username == "":
+		return "-user NAME is required"
+	case *f.keyFile == "" && !*f.useAgent:
+		return "give -key FILE or -agent"
+	case *f.keyFile != "" && *f.useAgent:
+		return "-key and -agent exclude each other"
+	case *f.passFile != "" && *f.useAgent:
+		return "-passphrase-file goes with -key, not -agent"
+	case *f.agentKey != "" && !*f.useAgent:
+		return "-agent-key needs -agent"
+	}
+	return ""
+}
+
+// newSigner makes the Signer the flags name, for the command name. done
+// closes the agent connection, if any; code is the exit code when that
+// failed, else -1.
+func (f *signerFlags) newSigner(ctx context.Context, name string, stdin io.Reader, stderr io.Writer) (_ *asymjwt.Signer, done func(), code int) {
+	username, keyFile, passFile, certFile := *f.username, *f.keyFile, *f.passFile, *f.certFile
+	useAgent, agentKey := *f.useAgent, *f.agentKey
 	done = func() {}
 	var key asymjwt.Key
 	if useAgent {
@@ -283,23 +317,4 @@ func loadKeyFile(path, passFile, certFile string, stdin io.Reader, stderr io.Wri
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// signerFlagsProblem checks the -user, -key, -passphrase-file, -agent and
-// -agent-key flags that header, token and sign-proxy share, and returns
-// what is wrong with them, or "".
-func signerFlagsProblem(username, keyFile, passFile, agentKey string, useAgent bool) string {
-	switch {
-	case username == "":
-		return "-user NAME is required"
-	case keyFile == "" && !useAgent:
-		return "give -key FILE or -agent"
-	case keyFile != "" && useAgent:
-		return "-key and -agent exclude each other"
-	case passFile != "" && useAgent:
-		return "-passphrase-file goes with -key, not -agent"
-	case agentKey != "" && !useAgent:
-		return "-agent-key needs -agent"
-	}
-	return ""
 }

@@ -66,12 +66,7 @@ error (bad flags, an unreadable key, a missing passphrase, no agent key).`
 func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("sign-proxy")
 	pf := addProxyFlags(fs)
-	username := fs.String("user", "", "sign as user `NAME` (required)")
-	keyFile := fs.String("key", "", "sign with the private key in `FILE`")
-	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
-	useAgent := fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)")
-	agentKey := fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`")
-	certFile := fs.String("cert", "", "send the OpenSSH user certificate in `FILE` (default: the key file's -cert.pub, or the agent's)")
+	sf := addSignerFlags(fs)
 	allowRemote := fs.Bool("allow-remote", false, "allow a -listen address beyond loopback: whoever reaches it signs as NAME")
 	retries := fs.Int("retries", 2, "send a failed request again at most `N` times (see above); 0: never")
 	usage := func(w io.Writer) { printUsage(w, fs, signProxySynopsis, signProxyDescription) }
@@ -86,7 +81,7 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	if err := pf.check(); err != nil {
 		return usageError(stderr, "sign-proxy", "%v", err)
 	}
-	problem := signerFlagsProblem(*username, *keyFile, *passFile, *agentKey, *useAgent)
+	problem := sf.problem()
 	switch {
 	case problem != "":
 		return usageError(stderr, "sign-proxy", "%s", problem)
@@ -101,7 +96,7 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 
 	logger := newLogger(pf.logFormat, stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-	signer, done, code := newSigner(ctx, "sign-proxy", *username, *keyFile, *passFile, *certFile, *useAgent, *agentKey, stdin, stderr)
+	signer, done, code := sf.newSigner(ctx, "sign-proxy", stdin, stderr)
 	cancel()
 	if code >= 0 {
 		return code
@@ -121,7 +116,7 @@ func runSignProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stderr, "listening on http://%s\n", ln.Addr())
 	attrs := []any{"listen", ln.Addr().String(), "upstream", pf.upstreamURL.Redacted(),
-		"user", *username, "key", signer.KeyID(), "retries", *retries}
+		"user", *sf.username, "key", signer.KeyID(), "retries", *retries}
 	if c := signer.Certificate(); c != nil {
 		attrs = append(attrs, "certificate", c.KeyId)
 	}

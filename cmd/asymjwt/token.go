@@ -48,12 +48,7 @@ const maxTokenAnswer = 1 << 20
 
 func runToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("token")
-	username := fs.String("user", "", "sign as user `NAME` (required)")
-	keyFile := fs.String("key", "", "sign with the private key in `FILE`")
-	passFile := fs.String("passphrase-file", "", "read the key's passphrase from `F` (one trailing newline is not part of it)")
-	useAgent := fs.Bool("agent", false, "sign with a key held by ssh-agent (SSH_AUTH_SOCK)")
-	agentKey := fs.String("agent-key", "", "with -agent, the key to use: its `FINGERPRINT_OR_COMMENT`")
-	certFile := fs.String("cert", "", "send the OpenSSH user certificate in `FILE` (default: the key file's -cert.pub, or the agent's)")
+	sf := addSignerFlags(fs)
 	tokenURL := fs.String("url", "", "the token endpoint's `URL` (required)")
 	scope := fs.String("scope", "", "ask for `SCOPE` (space-separated)")
 	audience := fs.String("audience", "", "the assertion's \"aud\" `AUD`, if not the token URL")
@@ -63,7 +58,7 @@ func runToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	problem := signerFlagsProblem(*username, *keyFile, *passFile, *agentKey, *useAgent)
+	problem := sf.problem()
 	switch {
 	case len(rest) > 0:
 		return usageError(stderr, "token", "unexpected argument %q", rest[0])
@@ -82,7 +77,7 @@ func runToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout+tokenTimeout)
 	defer cancel()
-	signer, done, code := newSigner(ctx, "token", *username, *keyFile, *passFile, *certFile, *useAgent, *agentKey, stdin, stderr)
+	signer, done, code := sf.newSigner(ctx, "token", stdin, stderr)
 	if code >= 0 {
 		return code
 	}
