@@ -144,7 +144,7 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, raw string) (*Identity
 	if (k.Algorithm != "" && k.Algorithm != spec.alg) || !spec.fits(k.Key) {
 		return nil, fmt.Errorf("%w: %s does not fit issuer key %q", ErrBadAlgorithm, spec.alg, k.KeyID)
 	}
-	if !spec.verify(k.Key, p.SigningInput, p.Signature) {
+	if !spec.verify(&v.ed, k.Key, p.SigningInput, p.Signature) {
 		return nil, fmt.Errorf("%w (access token of %q from %q)", ErrBadSignature, c.sub, truncate(c.iss))
 	}
 

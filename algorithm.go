@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/asymjwt/asymjwt/internal/edverify"
 	"github.com/asymjwt/asymjwt/internal/sigconv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -206,16 +207,18 @@ func (a *algSpec) digest(msg []byte, buf *[64]byte) []byte {
 
 // verify checks sig over signingInput with pub, which fits the algorithm.
 // ECDSA signatures are the fixed-width r||s of RFC 7518 §3.4; PSS accepts
-// any salt length, as RFC 7518 §3.5 leaves it to the signer.
-func (a *algSpec) verify(pub crypto.PublicKey, signingInput, sig []byte) bool {
+// any salt length, as RFC 7518 §3.5 leaves it to the signer. Ed25519 keys
+// are decoded once into ed, when not nil: a key handed over by a sender
+// (a certificate's, before its CA's signature is checked) must not be
+// cached, since anyone could fill the cache.
+func (a *algSpec) verify(ed *edverify.Cache, pub crypto.PublicKey, signingInput, sig []byte) bool {
 	// A digest buffer per case: rsa.VerifyPSS leaks its digest to the heap,
 	// which would take a shared buffer with it on every verification.
 	switch a.key {
 	case ed25519Key:
-		// ed25519.Verify panics on a key of another length, which a
-		// KeyStore may hand over.
-		k := pub.(ed25519.PublicKey)
-		return len(k) == ed25519.PublicKeySize && ed25519.Verify(k, signingInput, sig)
+		// Unlike ed25519.Verify, this does not panic on a key of another
+		// length, which a KeyStore may hand over.
+		return ed.Verify(pub.(ed25519.PublicKey), signingInput, sig)
 	case rsaKey:
 		k := pub.(*rsa.PublicKey)
 		if a.pss {

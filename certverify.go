@@ -91,7 +91,7 @@ func (v *Verifier) authenticate(ctx context.Context, t *token, spec *algSpec, ad
 	if len(keys) == 0 {
 		return PublicKey{}, nil, fmt.Errorf("%w: %q", ErrUnknownUser, t.username)
 	}
-	key, err := verifySignature(t, spec, keys)
+	key, err := verifySignature(&v.ed, t, spec, keys)
 	if err != nil {
 		return PublicKey{}, nil, fmt.Errorf("%w (user %q)", err, t.username)
 	}
@@ -180,7 +180,7 @@ func (v *Verifier) verifyCertificate(ctx context.Context, t *token, spec *algSpe
 	if !spec.fits(c.pub) {
 		return PublicKey{}, nil, wireKindError{fmt.Errorf("%w: %s does not fit the certified key (user %q)", ErrBadAlgorithm, spec.alg, t.username), "invalid_signature"}
 	}
-	if !spec.verify(c.pub, t.signingInput, t.signature) {
+	if !spec.verify(nil, c.pub, t.signingInput, t.signature) {
 		return PublicKey{}, nil, fmt.Errorf("%w: not signed by the certified key %s (user %q)", ErrBadSignature, c.fp, t.username)
 	}
 

@@ -401,6 +401,12 @@ func TestCertificateCache(t *testing.T) {
 	if n := len(h.v.certs.m); n != 1 {
 		t.Fatalf("%d cached certificates, want 1", n)
 	}
+	// The certified key was handed over by the sender, so it is not in
+	// the verifier's cache of decoded Ed25519 keys, which only the key
+	// store and the trusted issuers fill.
+	if n := h.v.ed.Len(); n != 0 {
+		t.Errorf("%d decoded Ed25519 keys cached after certificate tokens, want 0", n)
+	}
 	// The CA is no longer trusted: the cached certificate does not help.
 	if err := h.keys.SetCertAuthorities("alice", nil); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/asymjwt/asymjwt/internal/edverify"
 )
 
 // DefaultMaxSkew is the largest accepted distance between a token's "time"
@@ -49,6 +51,10 @@ type Verifier struct {
 	clientAddr  func(*http.Request) netip.Addr
 	revocations *revocationFile
 	certs       certCache
+
+	// ed holds the decoded Ed25519 keys of the key store and the trusted
+	// issuers.
+	ed edverify.Cache
 }
 
 // WithNonceStore sets where used nonces are remembered. The default is a
@@ -619,7 +625,7 @@ func (v *Verifier) algorithm(name []byte) *algSpec {
 // verifySignature tries the user's keys: the one the kid names, if any,
 // otherwise all of them. A key is tried only with an algorithm that fits it,
 // so the algorithm comes from the stored key, not from the token.
-func verifySignature(t *token, spec *algSpec, keys []PublicKey) (PublicKey, error) {
+func verifySignature(ed *edverify.Cache, t *token, spec *algSpec, keys []PublicKey) (PublicKey, error) {
 	candidates := keys
 	if len(t.kid) > 0 {
 		for i := range keys {
@@ -640,7 +646,7 @@ func verifySignature(t *token, spec *algSpec, keys []PublicKey) (PublicKey, erro
 		if slices.ContainsFunc(candidates[:i], func(o PublicKey) bool { return o.Fingerprint == k.Fingerprint }) {
 			continue
 		}
-		if spec.verify(k.Key, t.signingInput, t.signature) {
+		if spec.verify(ed, k.Key, t.signingInput, t.signature) {
 			return k, nil
 		}
 	}

@@ -1,7 +1,9 @@
 package asymjwt
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"net/http/httptest"
 	"os"
@@ -106,4 +108,79 @@ func TestVerifierAsksAWrappingStore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mutableKeyStore hands over the same key slice every time, whose bytes
+// the test changes in place.
+type mutableKeyStore struct{ key ed25519.PublicKey }
+
+func (s *mutableKeyStore) PublicKeys(context.Context, string) ([]PublicKey, error) {
+	return []PublicKey{{Key: s.key}}, nil
+}
+
+// TestVerifierEd25519KeysFollowTheStore: the Verifier keeps the decoded
+// form of the Ed25519 keys it verifies with (internal/edverify). A key the
+// store no longer gives must stop verifying at once, and a new one verify
+// at once, even when a store changes a key's bytes in place.
+func TestVerifierEd25519KeysFollowTheStore(t *testing.T) {
+	newKey := func(seed byte) (Key, ed25519.PublicKey) {
+		priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+		k, err := KeyFromSigner(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k, priv.Public().(ed25519.PublicKey)
+	}
+	keyA, pubA := newKey(1)
+	keyB, pubB := newKey(2)
+
+	t.Run("MemoryKeyStore", func(t *testing.T) {
+		h := newHarness(t)
+		check := func(step string, key Key, want error) {
+			t.Helper()
+			h.now = h.now.Add(time.Second)
+			_, err := h.verify("GET", "http://api.example.com/v1/items", "JWT "+h.token("alice", key, h.now, nil))
+			if !errors.Is(err, want) {
+				t.Fatalf("%s: err = %v, want %v", step, err, want)
+			}
+		}
+		if err := h.keys.Set("alice", []PublicKey{{Key: pubA}}); err != nil {
+			t.Fatal(err)
+		}
+		check("A stored", keyA, nil)
+		check("A stored, again", keyA, nil)
+		if err := h.keys.Set("alice", []PublicKey{{Key: pubB}}); err != nil {
+			t.Fatal(err)
+		}
+		check("A replaced by B: A", keyA, ErrBadSignature)
+		check("A replaced by B: B", keyB, nil)
+		if n := h.v.ed.Len(); n != 2 {
+			t.Errorf("%d decoded keys cached, want 2", n)
+		}
+	})
+
+	t.Run("key changed in place", func(t *testing.T) {
+		store := &mutableKeyStore{key: bytes.Clone(pubA)}
+		v, err := NewVerifier(store, WithClock(func() time.Time { return testNow }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		verify := func(key Key) error {
+			h := &harness{t: t, now: testNow}
+			r := httptest.NewRequest("GET", "http://api.example.com/v1/items", nil)
+			r.Header.Set("Authorization", "JWT "+h.token("alice", key, testNow, nil))
+			_, err := v.Verify(r)
+			return err
+		}
+		if err := verify(keyA); err != nil {
+			t.Fatalf("A: %v", err)
+		}
+		copy(store.key, pubB)
+		if err := verify(keyA); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("A after the store's key became B: err = %v, want ErrBadSignature", err)
+		}
+		if err := verify(keyB); err != nil {
+			t.Fatalf("B: %v", err)
+		}
+	})
 }
