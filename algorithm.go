@@ -207,10 +207,10 @@ func (a *algSpec) digest(msg []byte, buf *[64]byte) []byte {
 
 // verify checks sig over signingInput with pub, which fits the algorithm.
 // ECDSA signatures are the fixed-width r||s of RFC 7518 §3.4; PSS accepts
-// any salt length, as RFC 7518 §3.5 leaves it to the signer. Ed25519 keys
-// are decoded once into ed, when not nil: a key handed over by a sender
-// (a certificate's, before its CA's signature is checked) must not be
-// cached, since anyone could fill the cache.
+// any salt length, as RFC 7518 §3.5 leaves it to the signer. An Ed25519
+// key that verifies is kept decoded in ed, unless ed is nil: a key anyone
+// could have made (a certificate's, before its CA's signature is checked)
+// must not take a place there.
 func (a *algSpec) verify(ed *edverify.Cache, pub crypto.PublicKey, signingInput, sig []byte) bool {
 	// A digest buffer per case: rsa.VerifyPSS leaks its digest to the heap,
 	// which would take a shared buffer with it on every verification.

@@ -180,7 +180,14 @@ func (v *Verifier) verifyCertificate(ctx context.Context, t *token, spec *algSpe
 	if !spec.fits(c.pub) {
 		return PublicKey{}, nil, wireKindError{fmt.Errorf("%w: %s does not fit the certified key (user %q)", ErrBadAlgorithm, spec.alg, t.username), "invalid_signature"}
 	}
-	if !spec.verify(nil, c.pub, t.signingInput, t.signature) {
+	// Until its CA's signature has been checked (after this, for a
+	// certificate not seen before), a certificate and its key are anyone's
+	// to make: such a key must not enter the cache of decoded keys.
+	ed := &v.ed
+	if !cached {
+		ed = nil
+	}
+	if !spec.verify(ed, c.pub, t.signingInput, t.signature) {
 		return PublicKey{}, nil, fmt.Errorf("%w: not signed by the certified key %s (user %q)", ErrBadSignature, c.fp, t.username)
 	}
 

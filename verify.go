@@ -52,8 +52,9 @@ type Verifier struct {
 	revocations *revocationFile
 	certs       certCache
 
-	// ed holds the decoded Ed25519 keys of the key store and the trusted
-	// issuers.
+	// ed keeps decoded the Ed25519 keys that have verified a token: the
+	// key store's, the trusted issuers', and those of certificates whose
+	// CA signature has been checked.
 	ed edverify.Cache
 }
 

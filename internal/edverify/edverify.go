@@ -26,12 +26,15 @@ import (
 const MaxKeys = 4096
 
 // A Cache verifies Ed25519 signatures and remembers the decoded points of
-// the public keys it has been given. The zero value is ready to use; a nil
-// *Cache verifies with crypto/ed25519 and remembers nothing. It is safe for
-// concurrent use.
+// the public keys that have verified one: a key enters only with a valid
+// signature, so no one can fill the cache, or keep it cold, by sending
+// tokens in the names of keys they do not hold. The zero value is ready to
+// use; a nil *Cache verifies with crypto/ed25519 and remembers nothing. It
+// is safe for concurrent use.
 type Cache struct {
-	mu  sync.RWMutex
-	neg map[[ed25519.PublicKeySize]byte]*edwards25519.Point // key -> -A
+	mu    sync.RWMutex
+	neg   map[[ed25519.PublicKeySize]byte]*edwards25519.Point // key -> -A
+	limit int                                                 // 0: MaxKeys; lower in tests
 }
 
 // Verify reports whether sig is a valid signature of msg by pub, with the
@@ -47,27 +50,50 @@ func (c *Cache) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 	if len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
 		return false
 	}
-	negA := c.point(pub)
-	if negA == nil {
+	// One copy of the key is hashed, decoded and remembered: a caller that
+	// changed pub during the call must not have one key's point stored
+	// under another key's bytes.
+	key := [ed25519.PublicKeySize]byte(pub)
+	c.mu.RLock()
+	negA := c.neg[key]
+	c.mu.RUnlock()
+	if negA != nil {
+		return verify(&key, negA, msg, sig)
+	}
+	a, err := new(edwards25519.Point).SetBytes(key[:])
+	if err != nil {
 		return false // not a point on the curve
 	}
-
-	// k = SHA-512(R || A || msg) mod l. A short message is hashed from the
-	// stack; sha512.New would put its state on the heap.
-	var digest [sha512.Size]byte
-	if n := 2*32 + len(msg); n <= stackHashLen {
-		var buf [stackHashLen]byte
-		copy(buf[:32], sig[:32])
-		copy(buf[32:64], pub)
-		copy(buf[64:], msg)
-		digest = sha512.Sum512(buf[:n])
-	} else {
-		h := sha512.New()
-		h.Write(sig[:32])
-		h.Write(pub)
-		h.Write(msg)
-		h.Sum(digest[:0])
+	negA = a.Negate(a)
+	if !verify(&key, negA, msg, sig) {
+		return false
 	}
+	c.mu.Lock()
+	if c.neg[key] == nil {
+		limit := c.limit
+		if limit == 0 {
+			limit = MaxKeys
+		}
+		if c.neg == nil || len(c.neg) >= limit {
+			c.neg = make(map[[ed25519.PublicKeySize]byte]*edwards25519.Point)
+		}
+		c.neg[key] = negA
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// verify is crypto/ed25519's check of sig over msg by the key whose
+// encoding is key and whose negated point is negA; sig is 64 bytes with
+// the top three bits of S clear.
+func verify(key *[ed25519.PublicKeySize]byte, negA *edwards25519.Point, msg, sig []byte) bool {
+	// k = SHA-512(R || A || msg) mod l, over the key's bytes as given.
+	h := sha512.New()
+	h.Write(sig[:32])
+	h.Write(key[:])
+	h.Write(msg)
+	var digest [sha512.Size]byte
+	h.Sum(digest[:0])
 	var k, s edwards25519.Scalar
 	if _, err := k.SetUniformBytes(digest[:]); err != nil {
 		return false // cannot happen: the digest is 64 bytes
@@ -79,34 +105,6 @@ func (c *Cache) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 	var r edwards25519.Point
 	r.VarTimeDoubleScalarBaseMult(&k, negA, &s)
 	return bytes.Equal(sig[:32], r.Bytes())
-}
-
-// stackHashLen is the longest R || A || msg hashed from a stack buffer: a
-// token's signing input is usually a few hundred bytes.
-const stackHashLen = 1024
-
-// point returns -A for pub, decoding and remembering it on first sight, or
-// nil when pub is not a valid point (which is not remembered).
-func (c *Cache) point(pub ed25519.PublicKey) *edwards25519.Point {
-	key := [ed25519.PublicKeySize]byte(pub)
-	c.mu.RLock()
-	p := c.neg[key]
-	c.mu.RUnlock()
-	if p != nil {
-		return p
-	}
-	a, err := new(edwards25519.Point).SetBytes(pub)
-	if err != nil {
-		return nil
-	}
-	p = a.Negate(a)
-	c.mu.Lock()
-	if c.neg == nil || len(c.neg) >= MaxKeys {
-		c.neg = make(map[[ed25519.PublicKeySize]byte]*edwards25519.Point)
-	}
-	c.neg[key] = p
-	c.mu.Unlock()
-	return p
 }
 
 // Len returns the number of decoded keys the cache holds.

@@ -2,14 +2,21 @@ package edverify
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/fips140"
+	"encoding/binary"
 	"encoding/hex"
+	"math/big"
+	mathrand "math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"filippo.io/edwards25519"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -44,7 +51,7 @@ func TestVerifyAgreesWithStdlib(t *testing.T) {
 	pub := priv.Public().(ed25519.PublicKey)
 	msg := []byte("eyJhbGciOiJFZERTQSJ9.eyJ1c2VybmFtZSI6InN2YyJ9")
 	sig := ed25519.Sign(priv, msg)
-	long := bytes.Repeat([]byte("a"), stackHashLen) // past the stack buffer
+	long := bytes.Repeat([]byte("a"), 5000)
 	longSig := ed25519.Sign(priv, long)
 
 	flip := func(b []byte, i int) []byte {
@@ -131,6 +138,15 @@ func TestCacheRemembersDecodedKeys(t *testing.T) {
 	pub := priv.Public().(ed25519.PublicKey)
 	msg := []byte("m")
 	sig := ed25519.Sign(priv, msg)
+
+	// A key enters only with a signature it made: anyone can send a
+	// token naming a stored key.
+	if c.Verify(pub, []byte("other"), sig) {
+		t.Fatal("wrong message verified")
+	}
+	if len(c.neg) != 0 {
+		t.Fatalf("a key that verified nothing was remembered")
+	}
 	for range 3 {
 		if !c.Verify(pub, msg, sig) {
 			t.Fatal("valid signature refused")
@@ -141,68 +157,264 @@ func TestCacheRemembersDecodedKeys(t *testing.T) {
 	}
 	p := c.neg[[32]byte(pub)]
 
-	// A caller that changes its key slice afterwards gets the new key's
-	// answer: the cache is keyed by value, not by slice.
+	// The cache is keyed by the key's bytes, not by the slice: a caller
+	// that changes its slice afterwards gets the new key's answer.
 	other := bytes.Clone(pub)
-	c.Verify(other, msg, sig)
+	if !c.Verify(other, msg, sig) {
+		t.Fatal("a copy of the key refused its signature")
+	}
 	other[0] ^= 1
 	if c.Verify(other, msg, sig) {
 		t.Error("a changed key verified the old key's signature")
 	}
-	if c.neg[[32]byte(pub)] != p {
-		t.Error("the key's point was replaced")
+	if c.neg[[32]byte(pub)] != p || len(c.neg) != 1 {
+		t.Error("the key's point was replaced or another added")
 	}
+	// The negated point of -A (the same y, the other sign bit) is a
+	// different key.
+	negKey := bytes.Clone(pub)
+	negKey[31] ^= 0x80
+	if c.Verify(negKey, msg, sig) {
+		t.Error("the key with its sign bit flipped verified the key's signature")
+	}
+}
 
-	// Invalid points are not remembered.
-	before := len(c.neg)
-	notPoint := mustHex(t, "0200000000000000000000000000000000000000000000000000000000000000")
-	c.Verify(notPoint, msg, sig)
-	if _, ok := c.neg[[32]byte(notPoint)]; ok || len(c.neg) > before+1 {
-		t.Error("an invalid key was remembered")
+// testKeys returns n key pairs, each key's signature of msg beside it.
+func testKeys(n int, msg []byte) (pubs []ed25519.PublicKey, sigs [][]byte) {
+	seed := make([]byte, ed25519.SeedSize)
+	for i := range n {
+		binary.LittleEndian.PutUint32(seed, uint32(i))
+		priv := ed25519.NewKeyFromSeed(seed)
+		pubs = append(pubs, priv.Public().(ed25519.PublicKey))
+		sigs = append(sigs, ed25519.Sign(priv, msg))
 	}
+	return pubs, sigs
 }
 
 func TestCacheStartsOverWhenFull(t *testing.T) {
-	var c Cache
-	msg := []byte("m")
-	seed := make([]byte, 32)
-	for i := range MaxKeys + 1 {
-		seed[0], seed[1] = byte(i), byte(i>>8)
-		priv := ed25519.NewKeyFromSeed(seed)
-		if !c.Verify(priv.Public().(ed25519.PublicKey), msg, ed25519.Sign(priv, msg)) {
-			t.Fatalf("key %d: valid signature refused", i)
+	for _, limit := range []int{0, 10} {
+		c := Cache{limit: limit}
+		max := cmp.Or(limit, MaxKeys)
+		msg := []byte("m")
+		pubs, sigs := testKeys(max+1, msg)
+		for i := range pubs {
+			if !c.Verify(pubs[i], msg, sigs[i]) {
+				t.Fatalf("limit %d, key %d: valid signature refused", limit, i)
+			}
+			if n := len(c.neg); n > max {
+				t.Fatalf("limit %d: cache holds %d keys", limit, n)
+			}
 		}
-		if n := len(c.neg); n > MaxKeys {
-			t.Fatalf("cache holds %d keys, more than %d", n, MaxKeys)
+		if n := len(c.neg); n != 1 {
+			t.Errorf("limit %d: after %d keys the cache holds %d, want 1 (started over)", limit, max+1, n)
 		}
-	}
-	if n := len(c.neg); n != 1 {
-		t.Errorf("after %d keys the cache holds %d, want 1 (started over)", MaxKeys+1, n)
 	}
 }
 
+// TestCacheConcurrentUse has goroutines verify the same keys in different
+// orders, across several resets of a small cache.
 func TestCacheConcurrentUse(t *testing.T) {
-	var c Cache
+	c := Cache{limit: 16}
 	msg := []byte("m")
+	pubs, sigs := testKeys(40, msg)
 	var wg sync.WaitGroup
-	for g := range 8 {
+	for g := range 4 {
 		wg.Go(func() {
-			for i := range 50 {
-				priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{byte(g*50 + i%5)}, 32))
-				pub := priv.Public().(ed25519.PublicKey)
-				sig := ed25519.Sign(priv, msg)
-				if !c.Verify(pub, msg, sig) {
+			for i := range 3 * len(pubs) {
+				k := (i*7 + g*11) % len(pubs)
+				if !c.Verify(pubs[k], msg, sigs[k]) {
 					t.Error("valid signature refused")
 					return
 				}
-				if c.Verify(pub, []byte("n"), sig) {
+				if c.Verify(pubs[k], []byte("n"), sigs[k]) {
 					t.Error("wrong message verified")
+					return
+				}
+				if c.Verify(pubs[(k+1)%len(pubs)], msg, sigs[k]) {
+					t.Error("another key's signature verified")
+					return
+				}
+				if n := c.Len(); n > c.limit {
+					t.Errorf("cache holds %d keys, limit %d", n, c.limit)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// fieldOrder is p = 2^255 - 19.
+var fieldOrder = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+
+// littleEndian32 encodes x, below 2^256, in 32 little-endian bytes.
+func littleEndian32(x *big.Int) []byte {
+	b := make([]byte, 32)
+	x.FillBytes(b)
+	slices.Reverse(b)
+	return b
+}
+
+// specialKeys returns key encodings near the edges: y from 0 to 40 and from
+// p-41 to p-1, the non-canonical y+p of those that fit in 255 bits, each
+// with both sign bits, and the eight points of small order.
+func specialKeys(t testing.TB) [][]byte {
+	var ys []*big.Int
+	for i := range int64(41) {
+		ys = append(ys, big.NewInt(i), new(big.Int).Sub(fieldOrder, big.NewInt(i+1)), new(big.Int).Add(fieldOrder, big.NewInt(i)))
+	}
+	var keys [][]byte
+	for _, y := range ys {
+		if y.BitLen() > 255 {
+			continue
+		}
+		for _, sign := range []byte{0, 0x80} {
+			k := littleEndian32(y)
+			k[31] |= sign
+			keys = append(keys, k)
+		}
+	}
+	for _, h := range smallOrder {
+		keys = append(keys, mustHex(t, h))
+	}
+	return keys
+}
+
+// smallOrder are the canonical encodings of the eight points of small
+// order.
+var smallOrder = []string{
+	"0100000000000000000000000000000000000000000000000000000000000000",
+	"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	"0000000000000000000000000000000000000000000000000000000000000080",
+	"0000000000000000000000000000000000000000000000000000000000000000",
+	"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+	"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+	"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+	"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+}
+
+// trapSignature returns (R = B + [j](-A), S = 1) for the key pub that
+// decodes to A, or false if it does not decode to a point of small order. For A of small order,
+// R' = [k](-A) + B equals R when k = j modulo A's order: whether the
+// signature verifies depends on k = H(R || key || msg), so a verifier that
+// hashed anything but the key's bytes as given would disagree.
+func trapSignature(pub []byte, j int) ([]byte, bool) {
+	a, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		return nil, false
+	}
+	if new(edwards25519.Point).MultByCofactor(a).Equal(edwards25519.NewIdentityPoint()) != 1 {
+		return nil, false // not of small order: no message makes it valid
+	}
+	negA := new(edwards25519.Point).Negate(a)
+	r := edwards25519.NewGeneratorPoint()
+	for range j {
+		r.Add(r, negA)
+	}
+	one := make([]byte, 32)
+	one[0] = 1
+	return append(r.Bytes(), one...), true
+}
+
+// forge returns a message for which crypto/ed25519 accepts pub's
+// trapSignature(pub, j).
+func forge(pub []byte, j int) (msg, sig []byte, ok bool) {
+	sig, ok = trapSignature(pub, j)
+	if !ok {
+		return nil, nil, false
+	}
+	for ctr := range 64 {
+		msg = binary.LittleEndian.AppendUint64(nil, uint64(ctr))
+		if ed25519.Verify(pub, msg, sig) {
+			return msg, sig, true
+		}
+	}
+	return nil, nil, false
+}
+
+// TestVerifyAgreesOnSpecialKeys: keys of small order, in every encoding
+// crypto/ed25519 accepts, with signatures it accepts because of the hash
+// and others it refuses.
+func TestVerifyAgreesOnSpecialKeys(t *testing.T) {
+	var c Cache
+	one := make([]byte, 32)
+	one[0] = 1
+	trivial := append(edwards25519.NewGeneratorPoint().Bytes(), one...)
+	forged, valid := 0, 0
+	for _, pub := range specialKeys(t) {
+		type pair struct{ msg, sig []byte }
+		pairs := []pair{{[]byte("hello"), trivial}, {[]byte("hello"), make([]byte, 64)}}
+		for _, r := range smallOrder {
+			pairs = append(pairs, pair{[]byte("hello"), append(mustHex(t, r), make([]byte, 32)...)})
+		}
+		for j := range 8 {
+			if msg, sig, ok := forge(pub, j); ok {
+				forged++
+				pairs = append(pairs, pair{msg, sig})
+			}
+		}
+		for _, p := range pairs {
+			want := ed25519.Verify(pub, p.msg, p.sig)
+			if want {
+				valid++
+			}
+			for call := range 2 {
+				if got := c.Verify(pub, p.msg, p.sig); got != want {
+					t.Errorf("key %x, signature %x, call %d: Verify = %v, crypto/ed25519 says %v", pub, p.sig, call, got, want)
+				}
+			}
+		}
+	}
+	// The test is only as good as its valid signatures.
+	if forged < 40 || valid < 40 {
+		t.Fatalf("only %d forged and %d valid signatures: the test lost its teeth", forged, valid)
+	}
+}
+
+// TestVerifyMessageLengths: messages across the SHA-512 block boundaries
+// and long ones.
+func TestVerifyMessageLengths(t *testing.T) {
+	var c Cache
+	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
+	pub := priv.Public().(ed25519.PublicKey)
+	for _, n := range []int{0, 1, 47, 48, 63, 64, 111, 112, 127, 128, 960, 961, 1024, 5000, 1 << 20} {
+		msg := make([]byte, n)
+		for i := range msg {
+			msg[i] = byte(i * 7)
+		}
+		sig := ed25519.Sign(priv, msg)
+		if !c.Verify(pub, msg, sig) {
+			t.Errorf("%d bytes: valid signature refused", n)
+		}
+		if n > 0 {
+			msg[n-1] ^= 1
+			if c.Verify(pub, msg, sig) {
+				t.Errorf("%d bytes: last byte changed, accepted", n)
+			}
+		}
+	}
+}
+
+// TestVerifyAgreesOnRandomInput: random keys (about half are points) and
+// signatures.
+func TestVerifyAgreesOnRandomInput(t *testing.T) {
+	var c Cache
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	for i := range 2000 {
+		pub, sig := make([]byte, 32), make([]byte, 64)
+		for _, b := range [][]byte{pub, sig} {
+			for j := range b {
+				b[j] = byte(rng.Uint32())
+			}
+		}
+		if i%2 == 0 {
+			sig[63] &= 0x0f
+		}
+		msg := []byte{byte(i)}
+		if got, want := c.Verify(pub, msg, sig), ed25519.Verify(pub, msg, sig); got != want {
+			t.Fatalf("key %x, signature %x: Verify = %v, crypto/ed25519 says %v", pub, sig, got, want)
+		}
+	}
 }
 
 // TestFIPSModeUsesStdlib runs the test binary again with GODEBUG=fips140=on
@@ -235,14 +447,17 @@ func TestFIPSModeUsesStdlib(t *testing.T) {
 }
 
 // FuzzVerify checks that Verify agrees with crypto/ed25519 on signatures
-// made with a fuzzed seed and message and then, by mode, left alone or
+// made with a fuzzed seed and message and then, by mode, left alone,
 // changed by xoring tweak into the signature or the key, or replaced by
-// tweak outright.
+// tweak outright; or, in the last mode, on a key taken from tweak (any 32
+// bytes, so non-canonical and small-order encodings) with a signature
+// forged for it whose validity turns on the hash.
 func FuzzVerify(f *testing.F) {
 	f.Add(make([]byte, 32), []byte("msg"), byte(0), []byte{})
 	f.Add(make([]byte, 32), []byte("msg"), byte(1), []byte{0, 0, 0, 1})
 	f.Add([]byte("seed"), bytes.Repeat([]byte("x"), 1100), byte(2), []byte{1})
 	f.Add([]byte("seed"), []byte{}, byte(3), bytes.Repeat([]byte{0xff}, 64))
+	f.Add([]byte{}, []byte("m"), byte(4|3<<3), mustHex(f, "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"))
 	var c Cache
 	f.Fuzz(func(t *testing.T, seed, msg []byte, mode byte, tweak []byte) {
 		var s [32]byte
@@ -255,13 +470,21 @@ func FuzzVerify(f *testing.F) {
 				dst[i] ^= tweak[i]
 			}
 		}
-		switch mode % 4 {
+		switch mode % 5 {
 		case 1:
 			xor(sig)
 		case 2:
 			xor(pub)
 		case 3:
 			sig = tweak
+		case 4:
+			if len(tweak) < 32 {
+				return
+			}
+			pub = tweak[:32]
+			if trap, ok := trapSignature(pub, int(mode/5)%8); ok {
+				sig = trap
+			}
 		}
 		want := ed25519.Verify(pub, msg, sig)
 		if got := c.Verify(pub, msg, sig); got != want {
