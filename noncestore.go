@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,8 @@ const (
 	// minSweepLen is the shard size below which no sweep is attempted, so a
 	// small store does no bookkeeping.
 	minSweepLen = 64
+	// minTable is the fewest slots a shard's table has once used.
+	minTable = 8
 )
 
 // MemoryNonceStore is a [NonceStore] in the memory of one process: right for
@@ -48,10 +51,10 @@ const (
 // It is safe for concurrent use by multiple goroutines.
 //
 // Entries are keyed by a 128-bit keyed hash of the username and nonce, so an
-// entry takes the same memory (35 to 70 bytes, see BENCHMARKS-noncestore.md)
-// whatever the nonce's length, and each is forgotten once its ttl has passed:
-// a shard is swept of expired entries whenever it has grown by a quarter since
-// its last sweep, and its map is rebuilt smaller when most of it was freed, so
+// entry takes the same memory (35 to 70 bytes, see BENCHMARKS.md) whatever
+// the nonce's length, and each is forgotten once its ttl has passed: a shard
+// is swept of expired entries whenever it has grown by a quarter since its
+// last sweep, and its table is rebuilt smaller when most of it is free, so
 // memory follows the number of live nonces without a background goroutine.
 //
 // At most the limit (see [WithNonceLimit]) entries are held, counting expired
@@ -67,12 +70,24 @@ type MemoryNonceStore struct {
 	shards     [nonceShards]nonceShard
 }
 
+// A nonceShard is an open-addressing hash table with linear probing: an
+// entry is found in one or two cache lines, where a Go map takes several
+// (its directory, group control word and slots) and hashes the already
+// uniform key again. Entries leave only by a sweep, which closes the gaps
+// it makes by moving later entries back (Knuth's algorithm R), so the table
+// never holds tombstones.
 type nonceShard struct {
 	mu      sync.Mutex
-	m       map[[16]byte]int64 // key -> expiry, unix nanos
-	sweepAt int                // len(m) at which to sweep next
-	peak    int                // largest len(m) since m was made
-	_       [32]byte           // keeps shards on separate cache lines
+	tab     []nonceEntry // at most 3/4 full; nil until first used
+	n       int          // entries in tab, expired or not
+	sweepAt int          // n at which to sweep next
+	_       [16]byte     // keeps shards on separate cache lines
+}
+
+// A nonceEntry is a slot of a shard's table.
+type nonceEntry struct {
+	key [16]byte
+	exp int64 // unix nanos the entry is kept until; 0 marks a free slot
 }
 
 // WithNonceLimit sets the most entries the store holds; beyond it, Use fails
@@ -98,10 +113,10 @@ func NewMemoryNonceStore(opts ...MemoryNonceOption) (*MemoryNonceStore, error) {
 		}
 	}
 	// A secret seed keeps anyone from choosing nonces that collide with
-	// another's or that all land in one shard.
+	// another's, that all land in one shard or that crowd one stretch of a
+	// table.
 	rand.Read(s.seed[:])
 	for i := range s.shards {
-		s.shards[i].m = make(map[[16]byte]int64)
 		s.shards[i].sweepAt = minSweepLen
 	}
 	return s, nil
@@ -116,32 +131,42 @@ func (s *MemoryNonceStore) Use(ctx context.Context, username, nonce string, ttl 
 	if ttl <= 0 {
 		return errorf("MemoryNonceStore: nonce ttl %v is not positive", ttl)
 	}
-	key := s.key(username, nonce)
+	return s.use(s.key(username, nonce), ttl)
+}
+
+// use is Use for the key of a username and nonce.
+func (s *MemoryNonceStore) use(key [16]byte, ttl time.Duration) error {
 	sh := &s.shards[binary.LittleEndian.Uint64(key[8:])&(nonceShards-1)]
 	now := s.now().UnixNano()
 	expiry := now + int64(ttl)
 	if expiry < now { // overflow
 		expiry = math.MaxInt64
 	}
+	if expiry == 0 { // a clock before 1970; 0 marks a free slot
+		expiry = 1
+	}
 
 	for swept := false; ; swept = true {
 		sh.mu.Lock()
-		if old, ok := sh.m[key]; ok {
-			if old > now {
+		if sh.n >= sh.sweepAt {
+			s.sweep(sh, now)
+		}
+		if 4*(sh.n+1) > 3*len(sh.tab) {
+			sh.resize(tableFor(sh.n + 1))
+		}
+		e := &sh.tab[sh.find(&key)]
+		if e.exp != 0 { // the key is there
+			if e.exp > now {
 				sh.mu.Unlock()
 				return ErrReplay
 			}
-			sh.m[key] = expiry // expired: reuse the entry
+			e.exp = expiry // expired: reuse the entry
 			sh.mu.Unlock()
 			return nil
 		}
 		if s.live.Add(1) <= s.limit {
-			sh.m[key] = expiry
-			if n := len(sh.m); n >= sh.sweepAt {
-				s.sweep(sh, now)
-			} else if n > sh.peak {
-				sh.peak = n
-			}
+			*e = nonceEntry{key: key, exp: expiry}
+			sh.n++
 			sh.mu.Unlock()
 			return nil
 		}
@@ -170,32 +195,89 @@ func (s *MemoryNonceStore) key(username, nonce string) [16]byte {
 }
 
 // sweep removes sh's expired entries and schedules its next sweep for when
-// it has grown by a quarter: about five entry visits per insert, amortised,
-// where doubling would hold more expired entries and, as maps grow in powers
-// of two, often twice the memory. A map that has shrunk to a quarter of its
-// peak is rebuilt, as Go maps never give memory back. sh.mu must be held.
+// it has grown by a quarter: five to eight sequential slot visits per
+// insert, amortised, where doubling would hold more expired entries and so
+// more memory. A
+// table left mostly free is rebuilt smaller, so memory follows the live
+// nonces. sh.mu must be held.
 func (s *MemoryNonceStore) sweep(sh *nonceShard, now int64) int {
-	before := len(sh.m)
-	if before > sh.peak {
-		sh.peak = before
-	}
-	for k, exp := range sh.m {
-		if exp <= now {
-			delete(sh.m, k)
+	before := sh.n
+	for i := 0; i < len(sh.tab); {
+		if exp := sh.tab[i].exp; exp != 0 && exp <= now {
+			// Slot i now holds a later entry moved back, or is free:
+			// look at it again.
+			sh.deleteAt(i)
+			sh.n--
+			continue
 		}
+		i++
 	}
-	n := len(sh.m)
-	freed := before - n
+	freed := before - sh.n
 	s.live.Add(-int64(freed))
-	if n < sh.peak/4 {
-		m := make(map[[16]byte]int64, n)
-		for k, v := range sh.m {
-			m[k] = v
-		}
-		sh.m, sh.peak = m, n
+	if len(sh.tab) > minTable && 8*sh.n < len(sh.tab) {
+		sh.resize(tableFor(sh.n))
 	}
-	sh.sweepAt = max(n+n/4, minSweepLen)
+	sh.sweepAt = max(sh.n+sh.n/4, minSweepLen)
 	return freed
+}
+
+// tableFor is the size of a table rebuilt to hold n entries: half full, so
+// it grows by about half again before it is 3/4 full and rebuilt larger.
+func tableFor(n int) int { return max(2*n, minTable) }
+
+// home is the slot where key's probe sequence starts: the key is a keyed
+// hash, so its bits are uniform and are used as they are.
+func (sh *nonceShard) home(key *[16]byte) int {
+	hi, _ := bits.Mul64(binary.LittleEndian.Uint64(key[:8]), uint64(len(sh.tab)))
+	return int(hi)
+}
+
+// find returns the slot holding key, or the free slot where its probe
+// sequence ends. The table must have a free slot.
+func (sh *nonceShard) find(key *[16]byte) int {
+	for i := sh.home(key); ; {
+		if e := &sh.tab[i]; e.exp == 0 || e.key == *key {
+			return i
+		}
+		if i++; i == len(sh.tab) {
+			i = 0
+		}
+	}
+}
+
+// deleteAt frees slot i and moves back, into the gap, each later entry of
+// the same run of full slots whose probe sequence passes the gap, so every
+// entry stays reachable from its home slot without tombstones.
+func (sh *nonceShard) deleteAt(i int) {
+	for j := i; ; {
+		if j++; j == len(sh.tab) {
+			j = 0
+		}
+		e := &sh.tab[j]
+		if e.exp == 0 {
+			break
+		}
+		// The entry at j may move to i unless its home lies cyclically in
+		// (i, j]: then its probe sequence does not pass i.
+		k := sh.home(&e.key)
+		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
+			continue
+		}
+		sh.tab[i] = *e
+		i = j
+	}
+	sh.tab[i] = nonceEntry{}
+}
+
+// resize rebuilds sh's table with size slots, which must exceed sh.n.
+func (sh *nonceShard) resize(size int) {
+	old := sh.tab
+	sh.tab = make([]nonceEntry, size)
+	for i := range old {
+		if old[i].exp != 0 {
+			sh.tab[sh.find(&old[i].key)] = old[i]
+		}
+	}
 }
 
 // sweepAll sweeps every shard when the store is full, and reports whether

@@ -178,10 +178,10 @@ func TestMemoryNonceStoreSweeps(t *testing.T) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n, p := len(sh.m), sh.peak
+		n, size := sh.n, len(sh.tab)
 		sh.mu.Unlock()
-		if p > 4*max(n, minSweepLen) {
-			t.Errorf("shard %d: map of peak %d kept for %d entries; want it rebuilt", i, p, n)
+		if size > 8*max(n, minSweepLen) {
+			t.Errorf("shard %d: table of %d slots kept for %d entries; want it rebuilt", i, size, n)
 		}
 	}
 }
@@ -338,4 +338,90 @@ func mustNonceStore(opts ...MemoryNonceOption) *MemoryNonceStore {
 		panic(err)
 	}
 	return s
+}
+
+// FuzzNonceTable drives one shard's table through uses of a few hundred
+// keys (crafted so that many share a home slot, and runs of full slots
+// wrap around the table's end), clock moves and sweeps, and holds it to a
+// map that does the same. After every step each entry must be reachable
+// from its home slot, the count right and the table at most 3/4 full.
+func FuzzNonceTable(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 2, 0, 255, 0, 254, 1, 1, 2, 10, 3, 0, 0, 1})
+	f.Add([]byte{0, 250, 0, 251, 0, 252, 0, 253, 0, 254, 0, 255, 0, 0, 0, 1, 2, 200, 3, 0, 0, 253})
+	seq := make([]byte, 0, 600)
+	for i := range 200 {
+		seq = append(seq, 0, byte(i*37), 4, byte(i))
+	}
+	f.Add(append(seq, 2, 255, 3, 0, 2, 255, 3, 0))
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		clock := newNonceClock()
+		s := mustNonceStore(WithClock(clock.now))
+		sh := &s.shards[0]
+		model := map[[16]byte]int64{} // the entries the table holds: key -> expiry
+		for ; len(ops) >= 2; ops = ops[2:] {
+			op, arg := ops[0], ops[1]
+			now := clock.now().UnixNano()
+			switch op % 4 {
+			case 0, 1: // use a key for 1 to 64 seconds
+				// Home slot from the top byte, shard 0 from key[8:].
+				var key [16]byte
+				key[7], key[9] = arg, op/4
+				ttl := time.Duration(1+op/4) * time.Second
+				want := error(nil)
+				if exp, ok := model[key]; ok && exp > now {
+					want = ErrReplay
+				} else {
+					model[key] = now + int64(ttl)
+				}
+				if err := s.use(key, ttl); err != want {
+					t.Fatalf("use(%x) = %v, want %v", key, err, want)
+				}
+			case 2: // move the clock by up to 64 s
+				clock.advance(time.Duration(arg) * 250 * time.Millisecond)
+			case 3:
+				sh.mu.Lock()
+				s.sweep(sh, now)
+				sh.mu.Unlock()
+				for k, exp := range model {
+					if exp <= now {
+						delete(model, k)
+					}
+				}
+			}
+			checkNonceTable(t, sh, model, clock.now().UnixNano())
+		}
+	})
+}
+
+// checkNonceTable checks sh against model and its own invariants. An
+// expired entry the table no longer holds was swept as a use grew the
+// shard: it leaves the model too. Every live entry must be held.
+func checkNonceTable(t *testing.T, sh *nonceShard, model map[[16]byte]int64, now int64) {
+	t.Helper()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if 4*sh.n > 3*len(sh.tab) { // find needs a free slot
+		t.Fatalf("%d entries in %d slots: over 3/4 full", sh.n, len(sh.tab))
+	}
+	for k, exp := range model {
+		if exp <= now && sh.tab != nil && sh.tab[sh.find(&k)].exp == 0 {
+			delete(model, k)
+		}
+	}
+	held := 0
+	for i, e := range sh.tab {
+		if e.exp == 0 {
+			continue
+		}
+		held++
+		if j := sh.find(&e.key); j != i {
+			t.Fatalf("entry %x at slot %d is found at %d: unreachable from its home %d", e.key, i, j, sh.home(&e.key))
+		}
+		if exp, ok := model[e.key]; !ok || exp != e.exp {
+			t.Fatalf("table holds %x until %d; the model %d (held: %v)", e.key, e.exp, exp, ok)
+		}
+	}
+	if held != sh.n || held != len(model) {
+		t.Fatalf("table holds %d entries, counts %d, the model %d", held, sh.n, len(model))
+	}
 }
