@@ -51,11 +51,12 @@ const (
 // It is safe for concurrent use by multiple goroutines.
 //
 // Entries are keyed by a 128-bit keyed hash of the username and nonce, so an
-// entry takes the same memory (35 to 70 bytes, see BENCHMARKS.md) whatever
-// the nonce's length, and each is forgotten once its ttl has passed: a shard
-// is swept of expired entries whenever it has grown by a quarter since its
-// last sweep, and its table is rebuilt smaller when most of it is free, so
-// memory follows the number of live nonces without a background goroutine.
+// entry takes the same memory (about 40 to 60 bytes, see BENCHMARKS.md)
+// whatever the nonce's length, and each is forgotten once its ttl has
+// passed: a shard is swept of expired entries whenever it has grown by a
+// quarter since its last sweep, and its table is rebuilt smaller when it is
+// less than a quarter full, so memory follows the number of live nonces
+// (within a factor of four, as load falls) without a background goroutine.
 //
 // At most the limit (see [WithNonceLimit]) entries are held, counting expired
 // ones not yet swept. When the store is full it sweeps every shard; if that
@@ -70,10 +71,11 @@ type MemoryNonceStore struct {
 	shards     [nonceShards]nonceShard
 }
 
-// A nonceShard is an open-addressing hash table with linear probing: an
-// entry is found in one or two cache lines, where a Go map takes several
-// (its directory, group control word and slots) and hashes the already
-// uniform key again. Entries leave only by a sweep, which closes the gaps
+// A nonceShard is an open-addressing hash table with linear probing, kept
+// between a quarter and three quarters full: an entry is found within a
+// few adjacent 24-byte slots (a new key probes about 2.5 of them at half
+// full, 8.5 at three quarters), where a Go map touches its directory,
+// group control word and slots and hashes the already uniform key again. Entries leave only by a sweep, which closes the gaps
 // it makes by moving later entries back (Knuth's algorithm R), so the table
 // never holds tombstones.
 type nonceShard struct {
@@ -195,11 +197,11 @@ func (s *MemoryNonceStore) key(username, nonce string) [16]byte {
 }
 
 // sweep removes sh's expired entries and schedules its next sweep for when
-// it has grown by a quarter: five to eight sequential slot visits per
-// insert, amortised, where doubling would hold more expired entries and so
-// more memory. A
-// table left mostly free is rebuilt smaller, so memory follows the live
-// nonces. sh.mu must be held.
+// it has grown by a quarter: the whole table, in order, every n/4 inserts,
+// some 7 to 12 slot visits per insert in steady state, where sweeping at
+// doubling would hold more expired entries and so more memory. A table
+// left less than a quarter full is rebuilt half full, so memory follows the
+// live nonces. sh.mu must be held.
 func (s *MemoryNonceStore) sweep(sh *nonceShard, now int64) int {
 	before := sh.n
 	for i := 0; i < len(sh.tab); {
@@ -214,7 +216,7 @@ func (s *MemoryNonceStore) sweep(sh *nonceShard, now int64) int {
 	}
 	freed := before - sh.n
 	s.live.Add(-int64(freed))
-	if len(sh.tab) > minTable && 8*sh.n < len(sh.tab) {
+	if len(sh.tab) > minTable && 4*sh.n < len(sh.tab) {
 		sh.resize(tableFor(sh.n))
 	}
 	sh.sweepAt = max(sh.n+sh.n/4, minSweepLen)

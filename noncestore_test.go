@@ -1,6 +1,7 @@
 package asymjwt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -180,9 +181,26 @@ func TestMemoryNonceStoreSweeps(t *testing.T) {
 		sh.mu.Lock()
 		n, size := sh.n, len(sh.tab)
 		sh.mu.Unlock()
-		if size > 8*max(n, minSweepLen) {
+		if size > 4*max(n, minTable) {
 			t.Errorf("shard %d: table of %d slots kept for %d entries; want it rebuilt", i, size, n)
 		}
+	}
+}
+
+// TestMemoryNonceStoreClockBefore1970: with the clock at exactly -ttl the
+// expiry is 0, the mark of a free slot; the nonce must still be recorded.
+func TestMemoryNonceStoreClockBefore1970(t *testing.T) {
+	clock := newNonceClock()
+	clock.ns.Store(-int64(time.Minute))
+	s := mustNonceStore(WithClock(clock.now))
+	if err := nonceUse(s, "alice", "n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nonceUse(s, "alice", "n"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("second use = %v, want ErrReplay", err)
+	}
+	if s.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", s.Len())
 	}
 }
 
@@ -354,7 +372,13 @@ func FuzzNonceTable(f *testing.F) {
 	}
 	f.Add(append(seq, 2, 255, 3, 0, 2, 255, 3, 0))
 	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) == 0 {
+			return
+		}
+		// The clock starts in 2026, at 0, or before 1970.
 		clock := newNonceClock()
+		clock.ns.Store([]int64{clock.ns.Load(), 0, -5e9, -1e18}[ops[0]%4])
+		ops = ops[1:]
 		s := mustNonceStore(WithClock(clock.now))
 		sh := &s.shards[0]
 		model := map[[16]byte]int64{} // the entries the table holds: key -> expiry
@@ -371,13 +395,13 @@ func FuzzNonceTable(f *testing.F) {
 				if exp, ok := model[key]; ok && exp > now {
 					want = ErrReplay
 				} else {
-					model[key] = now + int64(ttl)
+					model[key] = cmp.Or(now+int64(ttl), 1) // 0 marks a free slot
 				}
 				if err := s.use(key, ttl); err != want {
 					t.Fatalf("use(%x) = %v, want %v", key, err, want)
 				}
-			case 2: // move the clock by up to 64 s
-				clock.advance(time.Duration(arg) * 250 * time.Millisecond)
+			case 2: // move the clock by up to 32 s either way
+				clock.advance(time.Duration(int8(arg)) * 250 * time.Millisecond)
 			case 3:
 				sh.mu.Lock()
 				s.sweep(sh, now)
@@ -388,7 +412,7 @@ func FuzzNonceTable(f *testing.F) {
 					}
 				}
 			}
-			checkNonceTable(t, sh, model, clock.now().UnixNano())
+			checkNonceTable(t, s, model, clock.now().UnixNano())
 		}
 	})
 }
@@ -396,8 +420,9 @@ func FuzzNonceTable(f *testing.F) {
 // checkNonceTable checks sh against model and its own invariants. An
 // expired entry the table no longer holds was swept as a use grew the
 // shard: it leaves the model too. Every live entry must be held.
-func checkNonceTable(t *testing.T, sh *nonceShard, model map[[16]byte]int64, now int64) {
+func checkNonceTable(t *testing.T, s *MemoryNonceStore, model map[[16]byte]int64, now int64) {
 	t.Helper()
+	sh := &s.shards[0]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if 4*sh.n > 3*len(sh.tab) { // find needs a free slot
@@ -421,7 +446,7 @@ func checkNonceTable(t *testing.T, sh *nonceShard, model map[[16]byte]int64, now
 			t.Fatalf("table holds %x until %d; the model %d (held: %v)", e.key, e.exp, exp, ok)
 		}
 	}
-	if held != sh.n || held != len(model) {
-		t.Fatalf("table holds %d entries, counts %d, the model %d", held, sh.n, len(model))
+	if held != sh.n || held != len(model) || int64(held) != s.live.Load() {
+		t.Fatalf("table holds %d entries, counts %d, the store %d, the model %d", held, sh.n, s.live.Load(), len(model))
 	}
 }
